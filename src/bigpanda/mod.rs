@@ -1,0 +1,4 @@
+//! The BigPanda boundary: webhook bodies in (lenient parsing into lifecycle snapshots) and the
+//! REST API out (key validation, incident resolve).
+
+pub mod webhook;

@@ -1,0 +1,8 @@
+//! pandabridge: BigPanda incidents in, alerts out, with two-way resolution.
+//!
+//! Data flows one way: `http` → `engine` → `lifecycle` (pure) → `store`, and `engine` →
+//! `bigpanda` for outbound calls. See `docs/ARCHITECTURE.md`.
+#![forbid(unsafe_code)]
+
+pub mod bigpanda;
+pub mod lifecycle;

@@ -1,0 +1,99 @@
+//! What one BigPanda webhook says about an incident, after lenient parsing.
+//!
+//! The parser in `crate::bigpanda::webhook` produces a [`Snapshot`]; the lifecycle only ever
+//! sees this normalised form, never BigPanda's raw JSON.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Unix time in milliseconds. Every timestamp inside the lifecycle uses it.
+pub type Millis = i64;
+
+/// BigPanda's event type, normalised to lower case (`incident#new`, `incident#closed`, ...).
+/// Kept as text: BigPanda adds types over time and an unknown one must still be stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(transparent)]
+pub struct EventType(pub String);
+
+impl EventType {
+    pub fn new(raw: &str) -> Self {
+        EventType(raw.trim().to_ascii_lowercase())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// `incident#reopen`: the one event that re-fires an alert held after a local resolve.
+    pub fn is_explicit_reopen(&self) -> bool {
+        matches!(self.0.as_str(), "incident#reopen" | "incident#reopened")
+    }
+}
+
+/// One alert inside a BigPanda incident, as kept in the alert's details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct IncidentAlert {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_system: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Name/value pairs, in the order BigPanda sent them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+}
+
+/// The descriptive part of an incident: shown to users, never drives a state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Details {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<IncidentAlert>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incident_tags: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flapping: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snoozed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_maintenance: Option<bool>,
+    /// Incident start, normalised to milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Millis>,
+}
+
+/// The normalised content of one webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// `incident.id`; never empty.
+    pub incident_id: String,
+    pub event_type: EventType,
+    /// `Some(true)` open, `Some(false)` closed, `None` when the webhook does not say.
+    pub open: Option<bool>,
+    /// Ordering version in milliseconds: the largest of the incident's update timestamps.
+    pub version: Option<Millis>,
+    pub environment_id: Option<String>,
+    pub title: String,
+    pub description: Option<String>,
+    /// Lower-cased.
+    pub severity: Option<String>,
+    /// Lower-cased BigPanda status (`critical`, `warning`, `ok`, ...).
+    pub status: Option<String>,
+    pub details: Details,
+}
+
+impl Snapshot {
+    /// A stable digest of everything the snapshot says. Two webhooks with the same digest are
+    /// the same event (rule 2, duplicate); stored in the alert so the check survives restarts.
+    pub fn digest(&self) -> String {
+        // Struct fields serialise in declaration order and carry no maps, so the bytes are stable.
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        let hash = Sha256::digest(&bytes);
+        hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The snapshot's open/closed meaning, with the event type as the last resort.
+    pub fn is_open(&self) -> Option<bool> {
+        self.open
+    }
+}
