@@ -6,3 +6,4 @@
 
 pub mod bigpanda;
 pub mod lifecycle;
+pub mod store;

@@ -1,0 +1,457 @@
+//! Durable state: alert sources, alerts, their history, the outbox and the BigPanda integration.
+//!
+//! The only module that imports sled. Everything lives in one sled tree under typed key
+//! prefixes, so that one alert change (record, indexes, history entries and outbox effects) is
+//! one atomic `apply_batch`. Values are a format byte followed by JSON, so the format can evolve
+//! record by record. Durability is group-committed (see `commit`).
+//!
+//! Key layout (`\0` separates free-text parts; incident ids never contain control characters):
+//! - `m:format` → the store format version
+//! - `a:<alert_id>` → alert; alert ids are ULIDs, so key order is creation order
+//! - `h:<alert_id>:<seq u64 BE>` → history entry
+//! - `i:<source_id>\0<incident_id>` → alert id (one alert per source and incident)
+//! - `xs:<status>:<alert_id>`, `xr:<source_id>\0<alert_id>`, `xn:<incident_id>\0<alert_id>` → listing indexes
+//! - `o:<alert_id>:<epoch u32 BE>:<kind>` → outbox entry
+//! - `s:<source_id>` → alert source
+//! - `g:bigpanda` → the BigPanda integration (API key included; the data dir is 0700)
+
+mod commit;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+pub use commit::Durable;
+use commit::{GroupCommit, SledFlush};
+
+use crate::lifecycle::{
+    Alert, AlertStatus, Effect, HistoryEvent, Millis, Outbound, OutboundKey, Step,
+};
+
+const FORMAT: u8 = 1;
+const FORMAT_KEY: &[u8] = b"m:format";
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Backend(String),
+    #[error("storage IO error: {0}")]
+    Io(String),
+    #[error("stored record {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("the store is closed")]
+    Closed,
+    #[error("injected store fault")]
+    Injected,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(io) => StoreError::Io(io.to_string()),
+            other => StoreError::Backend(other.to_string()),
+        }
+    }
+}
+
+/// A switch that makes every write and flush fail, to test how the daemon behaves when the disk
+/// does. Always compiled (one relaxed load per write); only tests flip it.
+#[derive(Debug, Default)]
+pub struct Faults {
+    fail_writes: AtomicBool,
+}
+
+impl Faults {
+    pub fn set_failing(&self, failing: bool) {
+        self.fail_writes.store(failing, Ordering::Relaxed);
+    }
+    fn check(&self) -> Result<(), StoreError> {
+        if self.fail_writes.load(Ordering::Relaxed) {
+            Err(StoreError::Injected)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// sled page cache size. sled's default is 1 GiB, far more than an alert store needs.
+    pub cache_bytes: u64,
+    /// How long the flusher waits for more writers to join a batch.
+    pub linger: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_bytes: 64 * 1024 * 1024,
+            linger: Duration::from_micros(200),
+        }
+    }
+}
+
+/// An alert source as stored: the token only as a SHA-256 hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRecord {
+    pub id: String,
+    pub name: String,
+    pub default_environment_id: Option<String>,
+    pub token_sha256: String,
+    /// The token replaced by the last rotation, valid until `previous_expires_at`.
+    pub previous_token_sha256: Option<String>,
+    pub previous_expires_at: Option<Millis>,
+    pub created_at: Millis,
+}
+
+/// The stored BigPanda integration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationRecord {
+    pub api_key: String,
+    pub api_url: String,
+    pub validated_at: Millis,
+    pub healthy: bool,
+    pub last_error: Option<String>,
+}
+
+/// Filters of the alert listing; all optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertFilter {
+    pub status: Option<AlertStatus>,
+    pub source_id: Option<String>,
+    pub incident_id: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    tree: sled::Db,
+    commit: Arc<GroupCommit>,
+    faults: Arc<Faults>,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.push(FORMAT);
+    // Serialising our own plain structs into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, value);
+    out
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason,
+    };
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => serde_json::from_slice(rest).map_err(|e| corrupt(e.to_string())),
+        Some((v, _)) => Err(corrupt(format!("unknown record format {v}"))),
+        None => Err(corrupt("empty record".into())),
+    }
+}
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn alert_key(id: &str) -> Vec<u8> {
+    key(&[b"a:", id.as_bytes()])
+}
+fn history_key(id: &str, seq: u64) -> Vec<u8> {
+    key(&[b"h:", id.as_bytes(), b":", &seq.to_be_bytes()])
+}
+fn incident_key(source_id: &str, incident_id: &str) -> Vec<u8> {
+    key(&[b"i:", source_id.as_bytes(), b"\0", incident_id.as_bytes()])
+}
+fn status_index(status: AlertStatus, id: &str) -> Vec<u8> {
+    key(&[b"xs:", status.as_str().as_bytes(), b":", id.as_bytes()])
+}
+fn source_index(source_id: &str, id: &str) -> Vec<u8> {
+    key(&[b"xr:", source_id.as_bytes(), b"\0", id.as_bytes()])
+}
+fn incident_index(incident_id: &str, id: &str) -> Vec<u8> {
+    key(&[b"xn:", incident_id.as_bytes(), b"\0", id.as_bytes()])
+}
+fn outbox_key(k: &OutboundKey) -> Vec<u8> {
+    key(&[
+        b"o:",
+        k.alert_id.as_bytes(),
+        b":",
+        &k.epoch.to_be_bytes(),
+        b":",
+        k.kind.as_bytes(),
+    ])
+}
+fn source_key(id: &str) -> Vec<u8> {
+    key(&[b"s:", id.as_bytes()])
+}
+const INTEGRATION_KEY: &[u8] = b"g:bigpanda";
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(opts.cache_bytes)
+            // Durability comes from our own group commit; sled's timer flush only adds IO.
+            .flush_every_ms(Some(1000))
+            .open()?;
+        match db.get(FORMAT_KEY)? {
+            None => {
+                db.insert(FORMAT_KEY, &[FORMAT])?;
+            }
+            Some(v) if v.as_ref() == [FORMAT] => {}
+            Some(v) => {
+                return Err(StoreError::Corrupt {
+                    key: "m:format".into(),
+                    reason: format!(
+                        "store format {:?} is newer than this binary understands",
+                        v.as_ref()
+                    ),
+                })
+            }
+        }
+        let log = std::fs::File::open(dir.join("db")).map_err(|e| StoreError::Io(e.to_string()))?;
+        let faults = Arc::new(Faults::default());
+        let flush = SledFlush {
+            db: db.clone(),
+            log,
+            faults: Arc::clone(&faults),
+        };
+        let commit = GroupCommit::start(flush, opts.linger);
+        Ok(Store {
+            tree: db,
+            commit,
+            faults,
+        })
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// A future that resolves when everything written so far is on disk.
+    pub fn durable(&self) -> Durable {
+        self.commit.durable()
+    }
+
+    /// Makes everything written so far durable and stops the flusher. Later writes fail.
+    pub fn close(&self) {
+        self.commit.stop();
+    }
+
+    fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.tree.get(k)? {
+            Some(v) => decode(k, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn apply(&self, batch: sled::Batch) -> Result<(), StoreError> {
+        self.faults.check()?;
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Checks the store can still write (for `/readyz`).
+    pub fn healthy(&self) -> bool {
+        self.faults.check().is_ok()
+    }
+
+    // ----- alerts -------------------------------------------------------------------------
+
+    pub fn alert(&self, id: &str) -> Result<Option<Alert>, StoreError> {
+        self.get(&alert_key(id))
+    }
+
+    pub fn alert_id_for(
+        &self,
+        source_id: &str,
+        incident_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .tree
+            .get(incident_key(source_id, incident_id))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Writes one lifecycle step atomically: the alert, its index entries, its new history
+    /// entries and its outbox effects. Not yet durable: await [`Store::durable`] before telling
+    /// anyone.
+    pub fn write_step(&self, previous: Option<&Alert>, step: &Step) -> Result<(), StoreError> {
+        let alert = &step.alert;
+        let mut batch = sled::Batch::default();
+        batch.insert(alert_key(&alert.id), encode(alert));
+        match previous {
+            None => {
+                batch.insert(
+                    incident_key(&alert.source_id, &alert.incident_id),
+                    alert.id.as_bytes(),
+                );
+                batch.insert(source_index(&alert.source_id, &alert.id), &[]);
+                batch.insert(incident_index(&alert.incident_id, &alert.id), &[]);
+                batch.insert(status_index(alert.status, &alert.id), &[]);
+            }
+            Some(prev) if prev.status != alert.status => {
+                batch.remove(status_index(prev.status, &alert.id));
+                batch.insert(status_index(alert.status, &alert.id), &[]);
+            }
+            Some(_) => {}
+        }
+        let first_seq = alert.history_len - step.history.len() as u64;
+        for (i, entry) in step.history.iter().enumerate() {
+            batch.insert(history_key(&alert.id, first_seq + i as u64), encode(entry));
+        }
+        for effect in &step.effects {
+            match effect {
+                Effect::Enqueue(msg) => batch.insert(outbox_key(&msg.key()), encode(msg)),
+                Effect::Dequeue(k) => batch.remove(outbox_key(k)),
+            }
+        }
+        self.apply(batch)
+    }
+
+    pub fn history(&self, alert_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        let prefix = key(&[b"h:", alert_id.as_bytes(), b":"]);
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    /// Newest first. `cursor` is the id of the last alert of the previous page.
+    pub fn list_alerts(
+        &self,
+        filter: &AlertFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Alert>, Option<String>), StoreError> {
+        // Scan the most selective index; check the remaining filters on each record.
+        let prefix: Vec<u8> = if let Some(inc) = &filter.incident_id {
+            key(&[b"xn:", inc.as_bytes(), b"\0"])
+        } else if let Some(src) = &filter.source_id {
+            key(&[b"xr:", src.as_bytes(), b"\0"])
+        } else if let Some(st) = filter.status {
+            key(&[b"xs:", st.as_str().as_bytes(), b":"])
+        } else {
+            b"a:".to_vec()
+        };
+        let upper = match cursor {
+            Some(c) => key(&[&prefix, c.as_bytes()]),
+            None => {
+                let mut end = prefix.clone();
+                // The prefix's last byte is ':' or '\0'; bumping it bounds the prefix range.
+                if let Some(last) = end.last_mut() {
+                    *last += 1;
+                }
+                end
+            }
+        };
+        let mut out = Vec::with_capacity(limit.min(512));
+        let mut more = false;
+        for kv in self.tree.range(prefix.clone()..upper).rev() {
+            let (k, _) = kv?;
+            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let Some(alert) = self.alert(&id)? else {
+                continue;
+            };
+            let keep = filter.status.is_none_or(|s| s == alert.status)
+                && filter
+                    .source_id
+                    .as_deref()
+                    .is_none_or(|s| s == alert.source_id)
+                && filter
+                    .incident_id
+                    .as_deref()
+                    .is_none_or(|i| i == alert.incident_id);
+            if !keep {
+                continue;
+            }
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            out.push(alert);
+        }
+        let next = if more {
+            out.last().map(|a| a.id.clone())
+        } else {
+            None
+        };
+        Ok((out, next))
+    }
+
+    pub fn count_alerts(&self) -> usize {
+        self.tree.scan_prefix(b"a:").count()
+    }
+
+    // ----- outbox -------------------------------------------------------------------------
+
+    /// Every pending outbound message, oldest alert first.
+    pub fn outbox(&self) -> Result<Vec<Outbound>, StoreError> {
+        self.tree
+            .scan_prefix(b"o:")
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    // ----- sources ------------------------------------------------------------------------
+
+    pub fn put_source(&self, source: &SourceRecord) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(source_key(&source.id), encode(source));
+        self.apply(batch)
+    }
+
+    pub fn source(&self, id: &str) -> Result<Option<SourceRecord>, StoreError> {
+        self.get(&source_key(id))
+    }
+
+    pub fn sources(&self) -> Result<Vec<SourceRecord>, StoreError> {
+        self.tree
+            .scan_prefix(b"s:")
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    pub fn delete_source(&self, id: &str) -> Result<bool, StoreError> {
+        self.faults.check()?;
+        Ok(self.tree.remove(source_key(id))?.is_some())
+    }
+
+    // ----- integration --------------------------------------------------------------------
+
+    pub fn integration(&self) -> Result<Option<IntegrationRecord>, StoreError> {
+        self.get(INTEGRATION_KEY)
+    }
+
+    pub fn put_integration(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        batch.insert(INTEGRATION_KEY, encode(record));
+        self.apply(batch)
+    }
+
+    pub fn delete_integration(&self) -> Result<(), StoreError> {
+        self.faults.check()?;
+        self.tree.remove(INTEGRATION_KEY)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
