@@ -5,5 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bigpanda;
+pub mod engine;
 pub mod lifecycle;
+pub mod metrics;
 pub mod store;

@@ -1,0 +1,139 @@
+//! The actor that owns one incident's alert: applies inputs one at a time, persists each step
+//! before anyone hears of it, and answers close claims from the BigPanda client.
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::oneshot;
+
+use crate::lifecycle::{self, Alert, Ctx, Effect, Input};
+use crate::store::{Durable, Store};
+
+use super::{AlertKey, EngineError, Shared};
+
+/// What a caller gets back from an applied input: the new alert and the outcome, plus the
+/// ticket that resolves once the step is on disk.
+pub struct Pending {
+    pub alert: Alert,
+    pub outcome: lifecycle::Outcome,
+    pub durable: Durable,
+}
+
+pub enum IncidentMsg {
+    Apply {
+        input: Input,
+        reply: oneshot::Sender<Result<Pending, EngineError>>,
+    },
+    /// Is a close for `epoch` still owed? Answers the alert if so (rule 9).
+    ClaimClose {
+        epoch: u32,
+        reply: oneshot::Sender<Result<Option<Alert>, EngineError>>,
+    },
+    /// Sent by the router once it has stopped routing to this actor; everything routed before
+    /// it has been handled when it arrives.
+    Retire,
+}
+
+pub struct IncidentActor;
+
+pub struct IncidentArgs {
+    pub key: AlertKey,
+    pub shared: Arc<Shared>,
+}
+
+pub struct IncidentState {
+    key: AlertKey,
+    alert: Option<Alert>,
+    shared: Arc<Shared>,
+}
+
+impl Actor for IncidentActor {
+    type Msg = IncidentMsg;
+    type State = IncidentState;
+    type Arguments = IncidentArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: IncidentArgs,
+    ) -> Result<IncidentState, ActorProcessingErr> {
+        let alert = load(&args.shared.store, &args.key)?;
+        Ok(IncidentState {
+            key: args.key,
+            alert,
+            shared: args.shared,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: IncidentMsg,
+        state: &mut IncidentState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            IncidentMsg::Apply { input, reply } => {
+                let result = apply(state, input);
+                let _ = reply.send(result);
+            }
+            IncidentMsg::ClaimClose { epoch, reply } => {
+                let claim = state
+                    .alert
+                    .as_ref()
+                    .filter(|a| a.close_claimable(epoch))
+                    .cloned();
+                let _ = reply.send(Ok(claim));
+            }
+            IncidentMsg::Retire => myself.stop(None),
+        }
+        Ok(())
+    }
+}
+
+fn load(store: &Store, key: &AlertKey) -> Result<Option<Alert>, EngineError> {
+    match store.alert_id_for(&key.source_id, &key.incident_id)? {
+        Some(id) => Ok(store.alert(&id)?),
+        None => Ok(None),
+    }
+}
+
+/// One step: compute, persist, then (and only then) adopt the new state. A failed write leaves
+/// the actor's state as it was, so memory never runs ahead of the store.
+fn apply(state: &mut IncidentState, input: Input) -> Result<Pending, EngineError> {
+    let shared = &state.shared;
+    let ctx = Ctx {
+        now: super::now_millis(),
+        new_alert_id: if state.alert.is_none() {
+            shared.new_alert_id()
+        } else {
+            String::new()
+        },
+        source_id: state.key.source_id.clone(),
+    };
+    let Some(step) = lifecycle::step(state.alert.as_ref(), &input, &ctx) else {
+        return Err(EngineError::NotFound);
+    };
+    shared.store.write_step(state.alert.as_ref(), &step)?;
+    let durable = shared.store.durable();
+    let enqueued: Vec<_> = step
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Enqueue(msg) => Some(msg.clone()),
+            Effect::Dequeue(_) => None,
+        })
+        .collect();
+    if !enqueued.is_empty() {
+        shared.notify_outbox(enqueued);
+    }
+    if matches!(input, Input::Webhook(_)) {
+        shared.metrics.count_outcome(step.outcome);
+    }
+    let alert = step.alert;
+    state.alert = Some(alert.clone());
+    Ok(Pending {
+        alert,
+        outcome: step.outcome,
+        durable,
+    })
+}

@@ -1,0 +1,244 @@
+//! The actor engine: one supervised actor per incident, a router that owns them, and the
+//! handle the HTTP layer and the BigPanda client use to reach them.
+//!
+//! Thin shells around `lifecycle`: actors hold state and order inputs; the rules live in the
+//! pure `step`. A caller is answered only after its step is durable.
+
+mod incident;
+mod router;
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::lifecycle::{Alert, Input, Outbound, Outcome};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+use incident::{IncidentMsg, Pending};
+use router::{Router, RouterArgs, RouterMsg};
+
+/// How long a caller waits for an incident actor before giving up with 503.
+const ACTOR_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One alert per alert source and BigPanda incident.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AlertKey {
+    pub source_id: String,
+    pub incident_id: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no such alert")]
+    NotFound,
+    #[error("the incident's actor stopped before answering")]
+    ActorLost,
+    #[error("the incident's actor did not answer in time")]
+    Timeout,
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// State shared by the router and every incident actor.
+pub struct Shared {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    ids: Mutex<ulid::Generator>,
+    outbox_tx: OnceLock<mpsc::UnboundedSender<Vec<Outbound>>>,
+}
+
+impl Shared {
+    /// A new time-ordered alert id; monotonic even within one millisecond.
+    fn new_alert_id(&self) -> String {
+        let mut ids = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        match ids.generate() {
+            Ok(id) => id.to_string(),
+            Err(_) => ulid::Ulid::new().to_string(),
+        }
+    }
+
+    /// Tells the outbound sender about new outbox entries once they are durable. The entries are
+    /// in the store either way; this only saves the sender a scan.
+    fn notify_outbox(&self, msgs: Vec<Outbound>) {
+        let Some(tx) = self.outbox_tx.get().cloned() else {
+            return;
+        };
+        let durable = self.store.durable();
+        tokio::spawn(async move {
+            if let Ok(Ok(())) = durable.await {
+                let _ = tx.send(msgs);
+            }
+        });
+    }
+}
+
+/// The result of an input, once durable.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub alert: Alert,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    router: ActorRef<RouterMsg>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Incident actors with no input for this long are stopped; their state stays in the store.
+    pub idle_timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Engine {
+    pub async fn start(
+        store: Store,
+        metrics: Arc<Metrics>,
+        opts: EngineOptions,
+    ) -> Result<Engine, String> {
+        let shared = Arc::new(Shared {
+            store,
+            metrics,
+            ids: Mutex::new(ulid::Generator::new()),
+            outbox_tx: OnceLock::new(),
+        });
+        let args = RouterArgs {
+            shared: Arc::clone(&shared),
+            idle_timeout: opts.idle_timeout,
+        };
+        let (router, _join) = Actor::spawn(None, Router, args)
+            .await
+            .map_err(|e| format!("cannot start the engine: {e}"))?;
+        Ok(Engine { router, shared })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Subscribes the outbound sender to new outbox entries. Only the first call takes effect.
+    pub fn subscribe_outbox(&self) -> Option<mpsc::UnboundedReceiver<Vec<Outbound>>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.shared.outbox_tx.set(tx).ok().map(|_| rx)
+    }
+
+    async fn ask<T>(
+        &self,
+        key: &AlertKey,
+        make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> IncidentMsg,
+    ) -> Result<T, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        let msg = RouterMsg::Route {
+            key: key.clone(),
+            msg: make(tx),
+        };
+        self.router
+            .cast(msg)
+            .map_err(|_| EngineError::ShuttingDown)?;
+        match tokio::time::timeout(ACTOR_REPLY_TIMEOUT, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(EngineError::ActorLost),
+            Err(_) => Err(EngineError::Timeout),
+        }
+    }
+
+    /// Applies one input to the incident's alert and returns once the result is durable.
+    ///
+    /// If the actor dies while handling it (a panic), the input is tried once more on a fresh
+    /// actor restored from the store.
+    pub async fn apply(&self, key: &AlertKey, input: Input) -> Result<Applied, EngineError> {
+        let retry = input.clone();
+        let pending: Pending = match self
+            .ask(key, |reply| IncidentMsg::Apply { input, reply })
+            .await
+        {
+            Err(EngineError::ActorLost) => {
+                self.ask(key, |reply| IncidentMsg::Apply {
+                    input: retry,
+                    reply,
+                })
+                .await?
+            }
+            other => other?,
+        };
+        match pending.durable.await {
+            Ok(Ok(())) => Ok(Applied {
+                alert: pending.alert,
+                outcome: pending.outcome,
+            }),
+            Ok(Err(e)) => Err(EngineError::Store(e)),
+            Err(_) => Err(EngineError::ShuttingDown),
+        }
+    }
+
+    /// Applies an input to an alert known by id (local resolve, retry-close, close results).
+    pub async fn apply_to_alert(
+        &self,
+        alert_id: &str,
+        input: Input,
+    ) -> Result<Applied, EngineError> {
+        let alert = self
+            .shared
+            .store
+            .alert(alert_id)?
+            .ok_or(EngineError::NotFound)?;
+        let key = AlertKey {
+            source_id: alert.source_id,
+            incident_id: alert.incident_id,
+        };
+        self.apply(&key, input).await
+    }
+
+    /// Asks the incident's actor whether a close for `epoch` is still owed, and returns the alert
+    /// if it is. The answer reflects every input routed before the question.
+    pub async fn claim_close(
+        &self,
+        key: &AlertKey,
+        epoch: u32,
+    ) -> Result<Option<Alert>, EngineError> {
+        self.ask(key, |reply| IncidentMsg::ClaimClose { epoch, reply })
+            .await
+    }
+
+    pub async fn live_actors(&self) -> usize {
+        ractor::call_t!(self.router, RouterMsg::LiveActors, 5_000).unwrap_or(0)
+    }
+
+    /// Stops every actor (their state is already persisted) and makes the store durable.
+    pub async fn shutdown(&self) {
+        let _ = self
+            .router
+            .stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))
+            .await;
+        let store = self.shared.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

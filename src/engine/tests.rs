@@ -1,0 +1,148 @@
+use super::*;
+use crate::lifecycle::{AlertStatus, EventType, ResolvedBy, Snapshot};
+use crate::store::StoreOptions;
+
+fn snap(incident: &str, open: bool, version: i64) -> Snapshot {
+    Snapshot {
+        incident_id: incident.into(),
+        event_type: EventType::new("incident#updated"),
+        open: Some(open),
+        version: Some(version),
+        environment_id: None,
+        title: "t".into(),
+        description: None,
+        severity: None,
+        status: None,
+        details: Default::default(),
+    }
+}
+
+async fn engine(dir: &std::path::Path, idle: Duration) -> Engine {
+    let store = Store::open(dir, &StoreOptions::default()).unwrap();
+    Engine::start(store, Metrics::new(), EngineOptions { idle_timeout: idle })
+        .await
+        .unwrap()
+}
+
+fn key(incident: &str) -> AlertKey {
+    AlertKey {
+        source_id: "src".into(),
+        incident_id: incident.into(),
+    }
+}
+
+#[tokio::test]
+async fn one_incidents_inputs_apply_in_order_and_alerts_are_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), Duration::from_secs(60)).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let incident = format!("inc-{}", i % 4);
+            engine
+                .apply(&key(&incident), Input::Webhook(snap(&incident, true, i)))
+                .await
+        }));
+    }
+    let mut ids = std::collections::HashMap::new();
+    for t in tasks {
+        let applied = t.await.unwrap().unwrap();
+        ids.entry(applied.alert.incident_id.clone())
+            .or_insert_with(Vec::new)
+            .push(applied.alert.id);
+    }
+    assert_eq!(ids.len(), 4);
+    for v in ids.values() {
+        assert_eq!(v.len(), 5);
+        assert!(
+            v.iter().all(|id| id == &v[0]),
+            "one alert per incident: {v:?}"
+        );
+    }
+    assert_eq!(engine.store().count_alerts(), 4);
+    for i in 0..4 {
+        let id = engine
+            .store()
+            .alert_id_for("src", &format!("inc-{i}"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(engine.store().history(&id).unwrap().len(), 5);
+    }
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_actors_retire_and_come_back_with_their_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), Duration::from_millis(100)).await;
+    let k = key("inc-idle");
+    let first = engine
+        .apply(&k, Input::Webhook(snap("inc-idle", true, 1)))
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, Outcome::Created);
+    assert_eq!(engine.live_actors().await, 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while engine.live_actors().await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "idle actor never retired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let resolved = engine
+        .apply(
+            &k,
+            Input::Resolve {
+                by: ResolvedBy::Api,
+                comment: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved.outcome, Outcome::Resolved);
+    assert_eq!(resolved.alert.id, first.alert.id);
+    assert_eq!(resolved.alert.status, AlertStatus::Resolved);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn restart_restores_alerts_and_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("inc-r");
+    {
+        let engine = engine(dir.path(), Duration::from_secs(60)).await;
+        engine
+            .apply(&k, Input::Webhook(snap("inc-r", true, 1)))
+            .await
+            .unwrap();
+        engine
+            .apply(
+                &k,
+                Input::Resolve {
+                    by: ResolvedBy::User("ann".into()),
+                    comment: Some("fixed".into()),
+                },
+            )
+            .await
+            .unwrap();
+        engine.shutdown().await;
+    }
+    let engine = engine(dir.path(), Duration::from_secs(60)).await;
+    let claim = engine.claim_close(&k, 0).await.unwrap();
+    assert!(claim.is_some(), "a pending close survives a restart");
+    assert!(engine.claim_close(&k, 1).await.unwrap().is_none());
+    assert_eq!(engine.store().outbox().unwrap().len(), 1);
+    let missing = engine
+        .apply(
+            &key("never-seen"),
+            Input::Resolve {
+                by: ResolvedBy::Api,
+                comment: None,
+            },
+        )
+        .await;
+    assert_eq!(missing.err(), Some(EngineError::NotFound));
+    engine.shutdown().await;
+}
