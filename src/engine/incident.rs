@@ -19,6 +19,8 @@ pub struct Pending {
     pub durable: Durable,
 }
 
+// Moved, never copied, once per input: boxing would only add an allocation per webhook.
+#[allow(clippy::large_enum_variant)]
 pub enum IncidentMsg {
     Apply {
         input: Input,

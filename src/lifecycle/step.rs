@@ -10,6 +10,8 @@ use super::state::{
 
 /// Something that happens to an alert.
 #[derive(Debug, Clone, PartialEq)]
+// Moved, never copied, once per input: boxing would only add an allocation per webhook.
+#[allow(clippy::large_enum_variant)]
 pub enum Input {
     /// A webhook from BigPanda, already parsed.
     Webhook(Snapshot),
