@@ -10,3 +10,4 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod store;
 pub mod sources;
+pub mod http;

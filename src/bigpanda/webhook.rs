@@ -13,3 +13,12 @@ pub enum ParseError {
 pub fn parse(_body: &[u8]) -> Result<Snapshot, ParseError> {
     Err(ParseError::MissingIncidentId)
 }
+
+impl ParseError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ParseError::NotJson(_) => "invalid_json",
+            ParseError::MissingIncidentId => "missing_incident_id",
+        }
+    }
+}
