@@ -5,9 +5,10 @@
 #![forbid(unsafe_code)]
 
 pub mod bigpanda;
+pub mod config;
 pub mod engine;
+pub mod http;
 pub mod lifecycle;
 pub mod metrics;
-pub mod store;
 pub mod sources;
-pub mod http;
+pub mod store;
