@@ -7,6 +7,8 @@
 mod snapshot;
 mod state;
 mod step;
+#[cfg(test)]
+mod tests;
 
 pub use snapshot::{Details, EventType, IncidentAlert, Millis, Snapshot};
 pub use state::{
@@ -14,4 +16,3 @@ pub use state::{
     ResolvedBy,
 };
 pub use step::{close_comment, step, CloseReply, Ctx, Effect, Input, Step};
-
