@@ -45,7 +45,13 @@ enum Op {
 
 /// What a snapshot shows (title, severity, status, environment, flapping). Mostly one of two
 /// fixed looks, so that applied events which change nothing shown (rule 10) come up often.
-type Look = (&'static str, Option<&'static str>, &'static str, Option<&'static str>, Option<bool>);
+type Look = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    Option<&'static str>,
+    Option<bool>,
+);
 
 fn look() -> impl Strategy<Value = Look> {
     let any_look = (
@@ -93,12 +99,16 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
 
 fn close_reply() -> impl Strategy<Value = CloseReply> {
     prop_oneof![
-        prop::sample::select(vec![200u16, 202, 409]).prop_map(|status| CloseReply::Delivered { status }),
+        prop::sample::select(vec![200u16, 202, 409])
+            .prop_map(|status| CloseReply::Delivered { status }),
         Just(CloseReply::NotFound { status: 404 }),
-        prop::sample::select(vec![401u16, 403]).prop_map(|status| CloseReply::Unauthorized { status }),
-        prop::sample::select(vec!["HTTP 429", "HTTP 503", "timeout"]).prop_map(|e| CloseReply::Retry {
-            error: e.into(),
-            next_attempt_at: 1_000_000,
+        prop::sample::select(vec![401u16, 403])
+            .prop_map(|status| CloseReply::Unauthorized { status }),
+        prop::sample::select(vec!["HTTP 429", "HTTP 503", "timeout"]).prop_map(|e| {
+            CloseReply::Retry {
+                error: e.into(),
+                next_attempt_at: 1_000_000,
+            }
         }),
         Just(CloseReply::NoEnvironment),
     ]
@@ -399,6 +409,27 @@ impl Real {
             Input::RetryClose => prop_assert_eq!(first.kind.as_str(), "retry_close"),
         }
 
+        if let Some(before) = &self.alert {
+            match out.outcome {
+                // Rules 2, 6, 7 and 9: nothing but the history may change.
+                Outcome::Stale | Outcome::Duplicate | Outcome::Held | Outcome::Unchanged => {
+                    let mut same = out.alert.clone();
+                    same.history_len = before.history_len;
+                    prop_assert_eq!(&same, before, "{:?} changed the alert", out.outcome);
+                    prop_assert!(out.effects.is_empty(), "{:?} had effects", out.outcome);
+                }
+                // Rule 10 (decision): applied, but what the alert shows has not moved.
+                Outcome::Ignored => {
+                    prop_assert_eq!(out.alert.updated_at, before.updated_at);
+                    prop_assert!(out.effects.is_empty(), "ignored had effects");
+                }
+                Outcome::Updated | Outcome::Resolved | Outcome::Refired | Outcome::Requeued => {
+                    prop_assert_eq!(out.alert.updated_at, ctx.now, "{:?}", out.outcome);
+                }
+                Outcome::Created | Outcome::Recorded => {}
+            }
+        }
+
         for effect in &out.effects {
             match effect {
                 Effect::Enqueue(message) => {
@@ -409,7 +440,10 @@ impl Real {
                     prop_assert_eq!(alert_id.as_str(), ALERT_ID);
                     prop_assert_eq!(out.alert.status, AlertStatus::Resolved);
                     prop_assert!(
-                        out.alert.resolved_by.as_ref().is_some_and(ResolvedBy::is_local),
+                        out.alert
+                            .resolved_by
+                            .as_ref()
+                            .is_some_and(ResolvedBy::is_local),
                         "enqueued a close for an alert resolved by {:?}",
                         out.alert.resolved_by
                     );
@@ -432,18 +466,36 @@ impl Real {
 
 /// Everything the model and the real alert must agree on after a step, and the invariants.
 fn check(model: &Model, real: &Real, what: &str) -> Result<(), TestCaseError> {
-    let alert = real.alert.as_ref().expect("checked only once the alert exists");
+    let alert = real
+        .alert
+        .as_ref()
+        .expect("checked only once the alert exists");
     prop_assert_eq!(alert.status, model.status, "status after {}", what);
-    prop_assert_eq!(alert.reopen_count, model.reopen_count, "reopen_count after {}", what);
+    prop_assert_eq!(
+        alert.reopen_count,
+        model.reopen_count,
+        "reopen_count after {}",
+        what
+    );
     prop_assert_eq!(alert.epoch, model.epoch, "epoch after {}", what);
-    prop_assert_eq!(&alert.resolved_by, &model.resolved_by, "resolved_by after {}", what);
+    prop_assert_eq!(
+        &alert.resolved_by,
+        &model.resolved_by,
+        "resolved_by after {}",
+        what
+    );
     prop_assert_eq!(
         alert.resolved_at.is_some(),
         model.status == AlertStatus::Resolved,
         "resolved_at after {}",
         what
     );
-    prop_assert_eq!(alert.close_sync.state, model.close, "close_sync.state after {}", what);
+    prop_assert_eq!(
+        alert.close_sync.state,
+        model.close,
+        "close_sync.state after {}",
+        what
+    );
     prop_assert_eq!(
         alert.close_sync.last_error.is_some(),
         model.close_error,
@@ -451,8 +503,18 @@ fn check(model: &Model, real: &Real, what: &str) -> Result<(), TestCaseError> {
         what,
         alert.close_sync.last_error
     );
-    prop_assert_eq!(alert.awaiting_echo, model.awaiting_echo, "awaiting_echo after {}", what);
-    prop_assert_eq!(alert.max_version, model.max_version, "max_version after {}", what);
+    prop_assert_eq!(
+        alert.awaiting_echo,
+        model.awaiting_echo,
+        "awaiting_echo after {}",
+        what
+    );
+    prop_assert_eq!(
+        alert.max_version,
+        model.max_version,
+        "max_version after {}",
+        what
+    );
     let shown = Shown {
         title: alert.title.clone(),
         description: alert.description.clone(),
@@ -537,9 +599,9 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
                     reply: reply.clone(),
                     duration_ms: 5,
                 };
-                let expect = model
-                    .as_mut()
-                    .map_or(Expect::NoAlert, |m| Expect::Outcome(m.close_reply(epoch, reply)));
+                let expect = model.as_mut().map_or(Expect::NoAlert, |m| {
+                    Expect::Outcome(m.close_reply(epoch, reply))
+                });
                 (input, expect)
             }
             Op::RetryClose => {
@@ -580,7 +642,9 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
             CloseReply::NotFound { status: 404 }
         };
         prop_assert!(
-            real.alert.as_ref().is_some_and(|a| a.close_claimable(k.epoch)),
+            real.alert
+                .as_ref()
+                .is_some_and(|a| a.close_claimable(k.epoch)),
             "outbox entry {:?} would not be sent",
             k
         );
