@@ -7,6 +7,8 @@
 mod snapshot;
 mod state;
 mod step;
+#[cfg(test)]
+mod tests;
 
 pub use snapshot::{Details, EventType, IncidentAlert, Millis, Snapshot};
 pub use state::{
