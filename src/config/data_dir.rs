@@ -50,7 +50,9 @@ pub enum DataDirStatus {
     /// Existed with acceptable permissions, or belongs to another user (left alone).
     Existing,
     /// Existed, was ours, and was group/world accessible; now 0700.
-    PermissionsTightened { previous_mode: u32 },
+    PermissionsTightened {
+        previous_mode: u32,
+    },
 }
 
 /// Makes sure `dir` is a usable data directory: creates it (and missing parents) with mode
@@ -318,12 +320,13 @@ pub fn load_or_create_admin_token(
     }
 
     let secret = generate_token()?;
-    let created = create_private_file(&path, format!("{secret}\n").as_bytes()).map_err(
-        |source| AdminTokenError::Write {
-            path: path.clone(),
-            source,
-        },
-    )?;
+    let created =
+        create_private_file(&path, format!("{secret}\n").as_bytes()).map_err(|source| {
+            AdminTokenError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
     if created {
         return Ok(AdminToken {
             secret,

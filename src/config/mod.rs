@@ -24,8 +24,8 @@ use serde::Deserialize;
 
 pub use data_dir::{
     clear_listen_addr, load_or_create_admin_token, prepare_data_dir, write_listen_addr,
-    write_private_file, AdminToken, AdminTokenError, AdminTokenSource, DataDirError,
-    DataDirStatus, ADMIN_TOKEN_FILE, LISTEN_ADDR_FILE,
+    write_private_file, AdminToken, AdminTokenError, AdminTokenSource, DataDirError, DataDirStatus,
+    ADMIN_TOKEN_FILE, LISTEN_ADDR_FILE,
 };
 pub use logging::init_tracing;
 
@@ -478,16 +478,10 @@ pub fn merge(args: ServeArgs, file: Option<ServeFile>) -> Result<ServeConfig, Co
     let file = file.unwrap_or_default();
     let layers = Layers { path: &path };
 
-    let listen = layers.pick(
-        "listen",
-        args.listen,
-        file.listen,
-        DEFAULT_LISTEN,
-        |s| {
-            s.parse::<SocketAddr>()
-                .map_err(|e| format!("{e}; expected IP:PORT such as 127.0.0.1:8080"))
-        },
-    )?;
+    let listen = layers.pick("listen", args.listen, file.listen, DEFAULT_LISTEN, |s| {
+        s.parse::<SocketAddr>()
+            .map_err(|e| format!("{e}; expected IP:PORT such as 127.0.0.1:8080"))
+    })?;
     // Paths cannot fail to parse; an unusable directory is reported by `prepare_data_dir`.
     let data_dir = args
         .data_dir
@@ -519,7 +513,7 @@ pub fn merge(args: ServeArgs, file: Option<ServeFile>) -> Result<ServeConfig, Co
         args.max_body_bytes,
         file.max_body_bytes.map(|n| n.to_string()),
         DEFAULT_MAX_BODY_BYTES,
-        |s| positive_int::<u64>(s),
+        positive_int::<u64>,
     )?;
     let idle_actor_timeout = layers.pick(
         "idle-actor-timeout",
@@ -540,7 +534,7 @@ pub fn merge(args: ServeArgs, file: Option<ServeFile>) -> Result<ServeConfig, Co
         args.max_in_flight,
         file.max_in_flight.map(|n| n.to_string()),
         DEFAULT_MAX_IN_FLIGHT,
-        |s| positive_int::<usize>(s),
+        positive_int::<usize>,
     )?;
     let token_grace = layers.pick(
         "token-grace",
@@ -694,3 +688,5 @@ fn redacted(secret: Option<&str>) -> Option<&'static str> {
     secret.map(|_| "<redacted>")
 }
 
+#[cfg(test)]
+mod tests;
