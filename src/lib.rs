@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod bigpanda;
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod http;
 pub mod lifecycle;

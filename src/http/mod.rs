@@ -18,7 +18,7 @@ use futures_util::{Stream, StreamExt};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use warp::http::StatusCode;
-use warp::reply::{Reply, Response};
+use warp::reply::Reply;
 use warp::Filter;
 
 use crate::engine::Engine;

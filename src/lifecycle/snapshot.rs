@@ -92,8 +92,4 @@ impl Snapshot {
         hash[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The snapshot's open/closed meaning, with the event type as the last resort.
-    pub fn is_open(&self) -> Option<bool> {
-        self.open
-    }
 }

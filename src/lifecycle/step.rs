@@ -13,8 +13,6 @@ use super::state::{
 // cost an allocation per webhook and change the engine's API for no gain.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
-// Moved, never copied, once per input: boxing would only add an allocation per webhook.
-#[allow(clippy::large_enum_variant)]
 pub enum Input {
     /// A webhook from BigPanda, already parsed.
     Webhook(Snapshot),
