@@ -55,9 +55,8 @@ impl ParseError {
 pub fn parse(body: &[u8]) -> Result<Snapshot, ParseError> {
     // Validate UTF-8 up front: serde_json does not check strings it skips, and a body with
     // invalid UTF-8 anywhere is not JSON.
-    let text = std::str::from_utf8(body).map_err(|e| {
-        ParseError::NotJson(format!("invalid UTF-8 at byte {}", e.valid_up_to()))
-    })?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ParseError::NotJson(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
     let body = match read_body(text) {
         Ok(body) => body,
         Err(e) if is_number_out_of_range(&e) => {

@@ -36,7 +36,12 @@ fn every_shared_fixture_parses_with_the_same_incident_id() {
     for path in entries {
         let body = std::fs::read(&path).expect("fixture");
         let snap = parse(&body).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(snap.incident_id, "6553e19ec2f4b10019a7d0ff", "{}", path.display());
+        assert_eq!(
+            snap.incident_id,
+            "6553e19ec2f4b10019a7d0ff",
+            "{}",
+            path.display()
+        );
         assert_eq!(
             snap.environment_id.as_deref(),
             Some("60b796b886d4050040dc9192")
@@ -70,7 +75,10 @@ fn fixture_01_new_is_open_with_title_from_the_critical_alert() {
     let d = &snap.details;
     assert_eq!(d.alerts.len(), 2);
     assert_eq!(d.alerts[0].id.as_deref(), Some("6553e1a0c2f4b10019a7d101"));
-    assert_eq!(d.alerts[0].source_system.as_deref(), Some("nagios.nagios_east"));
+    assert_eq!(
+        d.alerts[0].source_system.as_deref(),
+        Some("nagios.nagios_east")
+    );
     assert_eq!(d.alerts[1].status.as_deref(), Some("warning"));
     assert_eq!(d.alerts[0].tags[0], ("host".into(), "prod-db-1".into()));
     assert_eq!(d.alerts[0].tags.len(), 4);
@@ -222,12 +230,18 @@ fn incident_object_wins_over_top_level_id() {
 fn event_type_sources_in_order() {
     let inc = json!({"id": "i"});
     let cases = [
-        (json!({"incident": inc, "event_type": "Incident#New"}), "incident#new"),
+        (
+            json!({"incident": inc, "event_type": "Incident#New"}),
+            "incident#new",
+        ),
         (
             json!({"incident": inc, "metadata": {"event_type": "incident#closed"}}),
             "incident#closed",
         ),
-        (json!({"incident": inc, "event": "incident#reopen"}), "incident#reopen"),
+        (
+            json!({"incident": inc, "event": "incident#reopen"}),
+            "incident#reopen",
+        ),
         (json!({"incident": inc, "type": " manual "}), "manual"),
         (
             json!({"incident": inc, "event_type": "a", "metadata": {"event_type": "b"},
@@ -247,7 +261,11 @@ fn event_type_sources_in_order() {
 fn open_rules_in_order() {
     let cases = [
         // active wins over everything else
-        (json!({"active": true, "status": "ok"}), "incident#closed", Some(true)),
+        (
+            json!({"active": true, "status": "ok"}),
+            "incident#closed",
+            Some(true),
+        ),
         (json!({"active": false}), "incident#new", Some(false)),
         // resolved, inverted
         (json!({"resolved": true}), "incident#new", Some(false)),
@@ -260,11 +278,19 @@ fn open_rules_in_order() {
         (json!({"status": "Critical"}), "incident#updated", None),
         (json!({"status": "Critical"}), "incident#new", Some(true)),
         (json!({"status": "Critical"}), "incident#reopen", Some(true)),
-        (json!({"status": "Critical"}), "incident#closed", Some(false)),
+        (
+            json!({"status": "Critical"}),
+            "incident#closed",
+            Some(false),
+        ),
         (json!({}), "incident#snoozed", None),
         (json!({}), "", None),
         // wrong types are absent
-        (json!({"active": "yes", "resolved": 1}), "incident#new", Some(true)),
+        (
+            json!({"active": "yes", "resolved": 1}),
+            "incident#new",
+            Some(true),
+        ),
     ];
     for (mut incident, event, want) in cases {
         incident["id"] = json!("i");
@@ -287,15 +313,32 @@ fn version_normalises_seconds_and_milliseconds() {
         incident["id"] = json!("i");
         ok(json!({ "incident": incident })).version
     };
-    assert_eq!(v(json!({"updated_at": 1_700_000_000})), Some(1_700_000_000_000));
-    assert_eq!(v(json!({"updated_at": 1_700_000_000_123_i64})), Some(1_700_000_000_123));
-    assert_eq!(v(json!({"updated_at": 1_700_000_000.5})), Some(1_700_000_000_500));
-    assert_eq!(v(json!({"updated_at": "1700000000"})), Some(1_700_000_000_000));
-    assert_eq!(v(json!({"updated_at": "2023-11-14T22:13:20Z"})), Some(1_700_000_000_000));
+    assert_eq!(
+        v(json!({"updated_at": 1_700_000_000})),
+        Some(1_700_000_000_000)
+    );
+    assert_eq!(
+        v(json!({"updated_at": 1_700_000_000_123_i64})),
+        Some(1_700_000_000_123)
+    );
+    assert_eq!(
+        v(json!({"updated_at": 1_700_000_000.5})),
+        Some(1_700_000_000_500)
+    );
+    assert_eq!(
+        v(json!({"updated_at": "1700000000"})),
+        Some(1_700_000_000_000)
+    );
+    assert_eq!(
+        v(json!({"updated_at": "2023-11-14T22:13:20Z"})),
+        Some(1_700_000_000_000)
+    );
     // The largest field wins, mixing seconds and milliseconds.
     assert_eq!(
-        v(json!({"updated_at": 1_700_000_000, "changed_at": 1_700_000_001_000_i64,
-                 "end": null})),
+        v(
+            json!({"updated_at": 1_700_000_000, "changed_at": 1_700_000_001_000_i64,
+                 "end": null})
+        ),
         Some(1_700_000_001_000)
     );
     assert_eq!(
@@ -348,9 +391,18 @@ fn environment_sources() {
                    "metadata": {"environment_id": "m1"}})),
         Some("m1".into())
     );
-    assert_eq!(env(json!({"incident": {"id": "i", "environments": []}})), None);
-    assert_eq!(env(json!({"incident": {"id": "i", "environments": "e"}})), None);
-    assert_eq!(env(json!({"incident": {"id": "i", "environments": [null, "e"]}})), None);
+    assert_eq!(
+        env(json!({"incident": {"id": "i", "environments": []}})),
+        None
+    );
+    assert_eq!(
+        env(json!({"incident": {"id": "i", "environments": "e"}})),
+        None
+    );
+    assert_eq!(
+        env(json!({"incident": {"id": "i", "environments": [null, "e"]}})),
+        None
+    );
 }
 
 #[test]
@@ -416,17 +468,31 @@ fn tags_as_list_or_map_with_non_string_values() {
     }}));
     let alerts = &snap.details.alerts;
     let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     };
     assert_eq!(
         alerts[0].tags,
-        pairs(&[("host", "x"), ("n", "5"), ("multi", r#"["a","b"]"#), ("nil", "null")])
+        pairs(&[
+            ("host", "x"),
+            ("n", "5"),
+            ("multi", r#"["a","b"]"#),
+            ("nil", "null")
+        ])
     );
-    assert_eq!(alerts[1].tags, pairs(&[("host", "y"), ("port", "8080"), ("up", "true")]));
+    assert_eq!(
+        alerts[1].tags,
+        pairs(&[("host", "y"), ("port", "8080"), ("up", "true")])
+    );
     assert!(alerts[2].tags.is_empty());
     assert_eq!(
         snap.details.incident_tags,
-        pairs(&[("priority", "P1"), ("team", "db"), ("owners", r#"["ann","bob"]"#)])
+        pairs(&[
+            ("priority", "P1"),
+            ("team", "db"),
+            ("owners", r#"["ann","bob"]"#)
+        ])
     );
 }
 
@@ -437,7 +503,8 @@ fn flags_flapping_snooze_maintenance() {
         incident["id"] = json!("i");
         ok(json!({ "incident": incident })).details
     };
-    let details = d(json!({"flapping": true, "snooze": {"snoozed": true}, "maintenance": {"id": "m"}}));
+    let details =
+        d(json!({"flapping": true, "snooze": {"snoozed": true}, "maintenance": {"id": "m"}}));
     assert_eq!(details.flapping, Some(true));
     assert_eq!(details.snoozed, Some(true));
     assert_eq!(details.in_maintenance, Some(true));
@@ -446,7 +513,10 @@ fn flags_flapping_snooze_maintenance() {
     assert_eq!(details.snoozed, None);
     assert_eq!(details.flapping, None);
     assert_eq!(d(json!({"maintenance": false})).in_maintenance, Some(false));
-    assert_eq!(d(json!({"maintenance": ["plan-1"]})).in_maintenance, Some(true));
+    assert_eq!(
+        d(json!({"maintenance": ["plan-1"]})).in_maintenance,
+        Some(true)
+    );
     assert_eq!(d(json!({"maintenance": []})).in_maintenance, Some(false));
     assert_eq!(d(json!({"maintenance": true})).in_maintenance, Some(true));
     assert_eq!(d(json!({"snooze": true})).snoozed, Some(true));
@@ -528,12 +598,23 @@ fn not_json_is_refused() {
 #[test]
 fn invalid_utf8_is_refused_even_in_skipped_strings() {
     let err = parse(b"{\"incident\":{\"id\":\"a\",\"junk\":\"\xff\xfe\"}}").unwrap_err();
-    assert!(matches!(err, ParseError::NotJson(ref m) if m.contains("UTF-8")), "{err:?}");
+    assert!(
+        matches!(err, ParseError::NotJson(ref m) if m.contains("UTF-8")),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn non_object_top_level_is_refused() {
-    for body in ["[]", "[{\"id\":\"a\"}]", "\"id\"", "42", "null", "true", "1e400"] {
+    for body in [
+        "[]",
+        "[{\"id\":\"a\"}]",
+        "\"id\"",
+        "42",
+        "null",
+        "true",
+        "1e400",
+    ] {
         let err = parse(body.as_bytes()).unwrap_err();
         assert_eq!(err, ParseError::NotAnObject, "{body}");
         assert_eq!(err.code(), "not_an_object");
@@ -573,9 +654,15 @@ fn invalid_ids_are_refused() {
     }
     // Exactly at the limit is fine.
     let at_limit = "y".repeat(MAX_INCIDENT_ID_BYTES);
-    assert_eq!(ok(json!({"incident": {"id": at_limit}})).incident_id.len(), 512);
+    assert_eq!(
+        ok(json!({"incident": {"id": at_limit}})).incident_id.len(),
+        512
+    );
     // An empty incident.id falls through to a usable incident_id.
-    assert_eq!(ok(json!({"incident": {"id": ""}, "incident_id": "z"})).incident_id, "z");
+    assert_eq!(
+        ok(json!({"incident": {"id": ""}, "incident_id": "z"})).incident_id,
+        "z"
+    );
 }
 
 #[test]
@@ -588,11 +675,17 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let body = format!(r#"{{"incident":{{"id":"i","junk":{deep}}}}}"#);
     // serde_json skips ignored values iteratively, so depth there costs no stack.
-    assert_eq!(parse(body.as_bytes()).map(|s| s.incident_id), Ok("i".to_owned()));
+    assert_eq!(
+        parse(body.as_bytes()).map(|s| s.incident_id),
+        Ok("i".to_owned())
+    );
     let body = format!(r#"{{"incident":{{"id":"i","incident_tags":{{"t":{deep}}}}}}}"#);
     // A tag value is kept as JSON text, so it is built, and serde_json's recursion limit holds.
     let err = parse(body.as_bytes()).unwrap_err();
-    assert!(matches!(err, ParseError::NotJson(ref m) if m.contains("recursion")), "{err:?}");
+    assert!(
+        matches!(err, ParseError::NotJson(ref m) if m.contains("recursion")),
+        "{err:?}"
+    );
 }
 
 #[test]
