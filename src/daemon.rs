@@ -1,0 +1,145 @@
+//! `pandabridge serve`: opens the data dir and the store, starts the engine and the HTTP server,
+//! and shuts everything down in order on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::config::{self, ServeConfig};
+use crate::engine::{Engine, EngineOptions};
+use crate::http::{routes, App};
+use crate::metrics::Metrics;
+use crate::sources::Sources;
+use crate::store::{Store, StoreOptions};
+
+/// How long in-flight requests may take to finish once shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// A start-up failure, reported as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    DataDir(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error("cannot open the store in {}: {reason}", path.display())]
+    Store { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// The store lives in its own folder of the data dir, beside the secrets files.
+pub fn store_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("store")
+}
+
+/// Runs the daemon until a shutdown signal; returns after a clean shutdown.
+pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
+    config::prepare_data_dir(&cfg.data_dir).map_err(|e| StartError::DataDir(e.to_string()))?;
+    let admin = config::load_or_create_admin_token(&cfg.data_dir, cfg.admin_token.as_deref())
+        .map_err(|e| StartError::DataDir(e.to_string()))?;
+    if admin.was_generated() {
+        tracing::info!(path = %cfg.data_dir.join(config::ADMIN_TOKEN_FILE).display(),
+            "Generated an admin token; read it from this file to use the admin API.");
+    }
+
+    let _ = config::clear_listen_addr(&cfg.data_dir);
+    // Bind before opening anything heavy, so a port in use fails fast; std's bind reports the
+    // error where warp's would panic.
+    let listener = std::net::TcpListener::bind(cfg.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        .and_then(tokio::net::TcpListener::from_std)
+        .map_err(|e| StartError::Listen {
+            addr: cfg.listen,
+            reason: e.to_string(),
+        })?;
+    let bound = listener.local_addr().map_err(|e| StartError::Listen {
+        addr: cfg.listen,
+        reason: e.to_string(),
+    })?;
+
+    let store_path = store_dir(&cfg.data_dir);
+    let store = {
+        let path = store_path.clone();
+        tokio::task::spawn_blocking(move || Store::open(&path, &StoreOptions::default()))
+            .await
+            .map_err(|e| StartError::Store {
+                path: store_path.clone(),
+                reason: e.to_string(),
+            })?
+            .map_err(|e| StartError::Store {
+                path: store_path.clone(),
+                reason: e.to_string(),
+            })?
+    };
+    let metrics = Metrics::new();
+    let sources = Sources::load(store.clone(), cfg.token_grace).map_err(|e| StartError::Store {
+        path: store_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let engine = Engine::start(
+        store,
+        Arc::clone(&metrics),
+        EngineOptions {
+            idle_timeout: cfg.idle_actor_timeout,
+        },
+    )
+    .await
+    .map_err(StartError::Engine)?;
+
+    let public_url = cfg.callback_base(bound);
+    let app = Arc::new(App {
+        engine: engine.clone(),
+        sources,
+        metrics,
+        admin_token: admin.expose().to_string(),
+        public_url: public_url.clone(),
+        max_body_bytes: cfg.max_body_bytes,
+        inflight: Arc::new(Semaphore::new(cfg.max_in_flight)),
+        accepting: AtomicBool::new(true),
+        integration: None,
+    });
+
+    config::write_listen_addr(&cfg.data_dir, bound).map_err(|e| StartError::DataDir(e.to_string()))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = warp::serve(routes(Arc::clone(&app)))
+        .incoming(listener)
+        .graceful(async move {
+            let _ = stop_rx.await;
+        });
+    let server = tokio::spawn(server.run());
+    tracing::info!(listen = %bound, public_url = %public_url, data_dir = %cfg.data_dir.display(),
+        "pandabridge is ready to serve.");
+
+    let signal = shutdown_signal().await;
+    tracing::info!(signal, "Shutting down: no new webhooks, finishing those in flight.");
+    app.stop_accepting();
+    let _ = stop_tx.send(());
+    if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+        tracing::warn!(timeout_s = DRAIN_TIMEOUT.as_secs(), "Some connections did not finish in time; closing them.");
+    }
+    engine.shutdown().await;
+    let _ = config::clear_listen_addr(&cfg.data_dir);
+    tracing::info!("pandabridge stopped cleanly.");
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
+}
