@@ -4,6 +4,8 @@ use crate::config::Command;
 
 pub fn run(command: Command) -> std::process::ExitCode {
     let _ = command;
-    eprintln!("pandabridge: this subcommand is not available yet; use the admin API (see README.md)");
+    eprintln!(
+        "pandabridge: this subcommand is not available yet; use the admin API (see README.md)"
+    );
     std::process::ExitCode::from(2)
 }

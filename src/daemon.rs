@@ -104,7 +104,8 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
         integration: None,
     });
 
-    config::write_listen_addr(&cfg.data_dir, bound).map_err(|e| StartError::DataDir(e.to_string()))?;
+    config::write_listen_addr(&cfg.data_dir, bound)
+        .map_err(|e| StartError::DataDir(e.to_string()))?;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = warp::serve(routes(Arc::clone(&app)))
@@ -117,11 +118,17 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
         "pandabridge is ready to serve.");
 
     let signal = shutdown_signal().await;
-    tracing::info!(signal, "Shutting down: no new webhooks, finishing those in flight.");
+    tracing::info!(
+        signal,
+        "Shutting down: no new webhooks, finishing those in flight."
+    );
     app.stop_accepting();
     let _ = stop_tx.send(());
     if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
-        tracing::warn!(timeout_s = DRAIN_TIMEOUT.as_secs(), "Some connections did not finish in time; closing them.");
+        tracing::warn!(
+            timeout_s = DRAIN_TIMEOUT.as_secs(),
+            "Some connections did not finish in time; closing them."
+        );
     }
     engine.shutdown().await;
     let _ = config::clear_listen_addr(&cfg.data_dir);

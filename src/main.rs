@@ -20,7 +20,10 @@ fn main() -> std::process::ExitCode {
                 }
             };
             config::init_tracing(cfg.log_format);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("pandabridge: cannot start the async runtime: {e}");

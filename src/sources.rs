@@ -49,8 +49,12 @@ fn hash_matches(stored_hex: &str, candidate: &[u8; 32]) -> bool {
         return false;
     }
     for (i, chunk) in stored_hex.as_bytes().chunks(2).enumerate() {
-        let Ok(s) = std::str::from_utf8(chunk) else { return false };
-        let Ok(b) = u8::from_str_radix(s, 16) else { return false };
+        let Ok(s) = std::str::from_utf8(chunk) else {
+            return false;
+        };
+        let Ok(b) = u8::from_str_radix(s, 16) else {
+            return false;
+        };
         stored[i] = b;
     }
     stored.ct_eq(candidate).into()
@@ -192,9 +196,15 @@ mod tests {
 
         let (_, t2) = sources.rotate(&src.id).unwrap();
         assert!(sources.verify(&src.id, &t2.0));
-        assert!(sources.verify(&src.id, &t1.0), "old token works during the grace period");
+        assert!(
+            sources.verify(&src.id, &t1.0),
+            "old token works during the grace period"
+        );
         std::thread::sleep(Duration::from_millis(250));
-        assert!(!sources.verify(&src.id, &t1.0), "old token expires after the grace period");
+        assert!(
+            !sources.verify(&src.id, &t1.0),
+            "old token expires after the grace period"
+        );
 
         // The cache is rebuilt from the store.
         let reloaded = Sources::load(store, Duration::from_secs(1)).unwrap();
@@ -209,7 +219,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
         let sources = Sources::load(store, Duration::from_secs(1)).unwrap();
-        assert!(matches!(sources.create("  ", None), Err(SourceError::Invalid(_))));
-        assert!(matches!(sources.create(&"x".repeat(201), None), Err(SourceError::Invalid(_))));
+        assert!(matches!(
+            sources.create("  ", None),
+            Err(SourceError::Invalid(_))
+        ));
+        assert!(matches!(
+            sources.create(&"x".repeat(201), None),
+            Err(SourceError::Invalid(_))
+        ));
     }
 }

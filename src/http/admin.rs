@@ -44,8 +44,12 @@ fn parse_body<T: DeserializeOwned>(body: Result<Bytes, ApiError>) -> Result<T, A
     } else {
         &body
     };
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON for this endpoint: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON for this endpoint: {e}"),
+        )
+    })
 }
 
 fn method_not_allowed() -> ApiError {
@@ -68,12 +72,20 @@ async fn route(
         (["alert-sources"], &Method::POST) => create_source(app, body),
         (["alert-sources"], &Method::GET) => {
             let base = &app.public_url;
-            let list: Vec<_> = app.sources.list().iter().map(|s| views::source(s, base)).collect();
+            let list: Vec<_> = app
+                .sources
+                .list()
+                .iter()
+                .map(|s| views::source(s, base))
+                .collect();
             ok(serde_json::json!({ "alert_sources": list }))
         }
         (["alert-sources"], _) => Err(method_not_allowed()),
         (["alert-sources", id], &Method::GET) => {
-            let s = app.sources.get(id).ok_or_else(|| ApiError::not_found("alert source"))?;
+            let s = app
+                .sources
+                .get(id)
+                .ok_or_else(|| ApiError::not_found("alert source"))?;
             ok(views::source(&s, &app.public_url))
         }
         (["alert-sources", id], &Method::PATCH) => update_source(app, id, body),
@@ -91,7 +103,9 @@ async fn route(
         (["alerts"], &Method::GET) => list_alerts(app, query),
         (["alerts", id], &Method::GET) => {
             let store = app.engine.store();
-            let alert = store.alert(id)?.ok_or_else(|| ApiError::not_found("alert"))?;
+            let alert = store
+                .alert(id)?
+                .ok_or_else(|| ApiError::not_found("alert"))?;
             let events: Vec<_> = store.history(id)?.iter().map(views::event).collect();
             let mut view = views::alert(&alert);
             view["events"] = serde_json::Value::Array(events);
@@ -128,7 +142,11 @@ async fn route(
             }
         }
         (["alerts", ..], _) => Err(method_not_allowed()),
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint",
+        )),
     }
 }
 
@@ -157,7 +175,9 @@ struct UpdateSource {
 
 fn update_source(app: &App, id: &str, body: Result<Bytes, ApiError>) -> Result<Response, ApiError> {
     let req: UpdateSource = parse_body(body)?;
-    let record = app.sources.set_default_environment(id, req.default_environment_id)?;
+    let record = app
+        .sources
+        .set_default_environment(id, req.default_environment_id)?;
     ok(views::source(&record, &app.public_url))
 }
 
@@ -176,7 +196,10 @@ fn list_alerts(app: &App, query: &str) -> Result<Response, ApiError> {
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(AlertStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request("invalid_query", format!("status must be firing or resolved, not {s:?}"))
+            ApiError::bad_request(
+                "invalid_query",
+                format!("status must be firing or resolved, not {s:?}"),
+            )
         })?),
     };
     let limit = match q.limit.as_deref().filter(|s| !s.is_empty()) {
@@ -197,7 +220,10 @@ fn list_alerts(app: &App, query: &str) -> Result<Response, ApiError> {
         incident_id: q.incident_id.filter(|s| !s.is_empty()),
     };
     let cursor = q.cursor.filter(|c| !c.is_empty());
-    let (alerts, next) = app.engine.store().list_alerts(&filter, limit, cursor.as_deref())?;
+    let (alerts, next) = app
+        .engine
+        .store()
+        .list_alerts(&filter, limit, cursor.as_deref())?;
     let alerts: Vec<_> = alerts.iter().map(views::alert).collect();
     ok(serde_json::json!({ "alerts": alerts, "next_cursor": next }))
 }
@@ -224,9 +250,14 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
                 let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                let b = hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| {
-                    ApiError::bad_request("invalid_query", "invalid percent-encoding in the query")
-                })?;
+                let b = hex
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_query",
+                            "invalid percent-encoding in the query",
+                        )
+                    })?;
                 out.push(b);
                 i += 2;
             }
@@ -255,7 +286,12 @@ struct ResolveRequest {
 
 async fn resolve(app: &App, id: &str, body: Result<Bytes, ApiError>) -> Result<Response, ApiError> {
     let req: ResolveRequest = parse_body(body)?;
-    let by = match req.resolved_by.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let by = match req
+        .resolved_by
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         Some(name) if name.len() > 200 || name.chars().any(char::is_control) => {
             return Err(ApiError::bad_request(
                 "invalid_request",
@@ -266,7 +302,10 @@ async fn resolve(app: &App, id: &str, body: Result<Bytes, ApiError>) -> Result<R
         None => ResolvedBy::Api,
     };
     if req.comment.as_ref().is_some_and(|c| c.len() > 2000) {
-        return Err(ApiError::bad_request("invalid_request", "comment must be at most 2000 bytes"));
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "comment must be at most 2000 bytes",
+        ));
     }
     let applied = app
         .engine

@@ -38,7 +38,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
     }
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
@@ -48,10 +52,13 @@ impl ApiError {
 impl Reply for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        let mut resp = warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        let mut resp =
+            warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut()
-                .insert("retry-after", warp::http::HeaderValue::from(RETRY_AFTER_SECS));
+            resp.headers_mut().insert(
+                "retry-after",
+                warp::http::HeaderValue::from(RETRY_AFTER_SECS),
+            );
         }
         resp
     }
@@ -60,7 +67,10 @@ impl Reply for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::warn!(error = %e, "Request failed on the store.");
-        ApiError::unavailable("store_unavailable", "the store cannot accept writes right now; retry later")
+        ApiError::unavailable(
+            "store_unavailable",
+            "the store cannot accept writes right now; retry later",
+        )
     }
 }
 
@@ -74,7 +84,10 @@ impl From<EngineError> for ApiError {
             }
             EngineError::ActorLost | EngineError::Timeout => {
                 tracing::warn!(error = %e, "Request failed in the engine.");
-                ApiError::unavailable("engine_unavailable", "the event could not be processed; retry later")
+                ApiError::unavailable(
+                    "engine_unavailable",
+                    "the event could not be processed; retry later",
+                )
             }
         }
     }
@@ -105,11 +118,23 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
     } else if rejection.is_not_found() {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this endpoint",
+        )
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body is too large",
+        )
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        ApiError::new(StatusCode::LENGTH_REQUIRED, "length_required", "request body needs a Content-Length")
+        ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "request body needs a Content-Length",
+        )
     } else {
         tracing::debug!(?rejection, "Unhandled rejection.");
         ApiError::bad_request("bad_request", "the request could not be understood")

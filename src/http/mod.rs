@@ -71,7 +71,10 @@ impl App {
 pub fn bearer(header: Option<&str>) -> Option<&str> {
     let h = header?.trim();
     let (scheme, token) = h.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Reads a body of at most `max` bytes, whether or not it has a Content-Length.
@@ -90,7 +93,12 @@ where
     let mut stream = std::pin::pin!(stream);
     let mut buf = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let mut chunk = chunk.map_err(|e| ApiError::bad_request("body_read_failed", format!("could not read the request body: {e}")))?;
+        let mut chunk = chunk.map_err(|e| {
+            ApiError::bad_request(
+                "body_read_failed",
+                format!("could not read the request body: {e}"),
+            )
+        })?;
         if buf.len() as u64 + chunk.remaining() as u64 > max {
             return Err(too_large());
         }
@@ -122,7 +130,9 @@ fn route_name(path: &str) -> &'static str {
 
 /// A filter that reads the body with the app's size limit and checks the content length first,
 /// so an oversized declared body is refused before it is read.
-fn body(app: Arc<App>) -> impl Filter<Extract = (Result<Bytes, ApiError>,), Error = Rejection> + Clone {
+fn body(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Result<Bytes, ApiError>,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::body::stream())
         .and(with_app(app))
@@ -149,8 +159,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
     let metrics = Arc::clone(&app.metrics);
     let auth = warp::header::optional::<String>("authorization");
 
-    let webhook = warp::post()
-        .and(warp::path!("webhooks" / "bigpanda" / String))
+    // Path before method everywhere: a method filter first would turn every unknown path into 405.
+    let webhook = warp::path!("webhooks" / "bigpanda" / String)
+        .and(warp::post())
         .and(auth)
         .and(warp::header::optional::<String>("content-type"))
         .and(with_app(Arc::clone(&app)))
@@ -160,21 +171,25 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(body(Arc::clone(&app)))
         .then(webhook::handle);
 
-    let healthz = warp::get().and(warp::path!("healthz")).map(|| {
-        warp::reply::json(&serde_json::json!({"status": "ok"})).into_response()
-    });
-    let readyz = warp::get()
-        .and(warp::path!("readyz"))
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| warp::reply::json(&serde_json::json!({"status": "ok"})).into_response());
+    let readyz = warp::path!("readyz")
+        .and(warp::get())
         .and(with_app(Arc::clone(&app)))
         .map(|app: Arc<App>| {
             if app.is_accepting() && app.engine.store().healthy() {
                 warp::reply::json(&serde_json::json!({"status": "ready"})).into_response()
             } else {
-                ApiError::unavailable("not_ready", "the store or the engine is not accepting events").into_response()
+                ApiError::unavailable(
+                    "not_ready",
+                    "the store or the engine is not accepting events",
+                )
+                .into_response()
             }
         });
-    let metrics_route = warp::get()
-        .and(warp::path!("metrics"))
+    let metrics_route = warp::path!("metrics")
+        .and(warp::get())
         .and(with_app(Arc::clone(&app)))
         .map(|app: Arc<App>| {
             warp::reply::with_header(

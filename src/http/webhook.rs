@@ -33,8 +33,15 @@ pub fn admit(
         return Err(ApiError::unauthorized());
     }
     if let Some(ct) = content_type.as_deref() {
-        let essence = ct.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/json") {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let json =
+            essence == "application/json" || essence == "text/json" || essence.ends_with("+json");
+        if !json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

@@ -91,5 +91,4 @@ impl Snapshot {
         let hash = Sha256::digest(&bytes);
         hash[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
-
 }
