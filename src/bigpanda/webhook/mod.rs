@@ -269,7 +269,7 @@ fn alerts_and_title(
     incident_id: &str,
 ) -> (Vec<IncidentAlert>, String, Option<String>) {
     let mut alerts = Vec::with_capacity(raw.len());
-    // (rank, primary_property, secondary_property) of the most severe alert so far.
+    // (rank, index, primary_property, secondary_property) of the most severe alert so far.
     let mut top: Option<(u8, usize, Option<String>, Option<String>)> = None;
     for a in raw {
         let alert = IncidentAlert {
