@@ -14,4 +14,3 @@ pub use state::{
     ResolvedBy,
 };
 pub use step::{close_comment, step, CloseReply, Ctx, Effect, Input, Step};
-

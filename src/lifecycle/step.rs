@@ -74,7 +74,6 @@ pub struct Step {
     pub effects: Vec<Effect>,
 }
 
-
 /// Applies one input. Returns `None` when the input needs an existing alert and there is none
 /// (only a webhook can create an alert).
 pub fn step(current: Option<&Alert>, input: &Input, ctx: &Ctx) -> Option<Step> {
@@ -85,11 +84,14 @@ pub fn step(current: Option<&Alert>, input: &Input, ctx: &Ctx) -> Option<Step> {
         (Some(alert), Input::Resolve { by, comment }) => {
             Some(resolve(alert, by, comment.as_deref(), ctx))
         }
-        (Some(alert), Input::CloseResult {
-            epoch,
-            reply,
-            duration_ms,
-        }) => Some(close_result(alert, *epoch, reply, *duration_ms, ctx)),
+        (
+            Some(alert),
+            Input::CloseResult {
+                epoch,
+                reply,
+                duration_ms,
+            },
+        ) => Some(close_result(alert, *epoch, reply, *duration_ms, ctx)),
         (Some(alert), Input::RetryClose) => Some(retry_close(alert, ctx)),
     }
 }

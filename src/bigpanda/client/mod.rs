@@ -283,10 +283,9 @@ impl BigPandaApi {
         match status.as_u16() {
             200..=299 => {
                 let body = body.map_err(|e| {
-                    ValidateError::Unreachable(key.redact(format!(
-                        "reading the reply failed: {}",
-                        self.describe(&e)
-                    )))
+                    ValidateError::Unreachable(
+                        key.redact(format!("reading the reply failed: {}", self.describe(&e))),
+                    )
                 })?;
                 let json: Value = serde_json::from_slice(&body).map_err(|_| {
                     ValidateError::Unreachable(key.redact(format!(
@@ -324,7 +323,10 @@ impl BigPandaApi {
         incident_id: &str,
         comment: &str,
     ) -> ResolveResult {
-        for (what, id) in [("environment id", environment_id), ("incident id", incident_id)] {
+        for (what, id) in [
+            ("environment id", environment_id),
+            ("incident id", incident_id),
+        ] {
             if matches!(id, "" | "." | "..") {
                 return ResolveResult {
                     outcome: ResolveOutcome::NotSent {
@@ -528,9 +530,10 @@ fn parse_environments(json: &Value) -> Vec<Environment> {
         if let Some(items) = v.as_array() {
             return Some(items);
         }
-        ["items", "data", "environments"]
-            .iter()
-            .find_map(|k| v.get(*k).and_then(|inner| inner.as_array().or_else(|| list_in(inner))))
+        ["items", "data", "environments"].iter().find_map(|k| {
+            v.get(*k)
+                .and_then(|inner| inner.as_array().or_else(|| list_in(inner)))
+        })
     }
     fn list_in(v: &Value) -> Option<&Vec<Value>> {
         ["items", "environments"]
