@@ -82,7 +82,9 @@ impl RecordedRequest {
     pub fn bearer(&self) -> Option<&str> {
         let value = self.header("authorization")?;
         let (scheme, token) = value.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token.trim())
     }
 
     /// `(environment_id, incident_id)`, percent-decoded, if this is a resolve call.
@@ -193,7 +195,8 @@ impl FakeBigPanda {
                     .build()
                     .expect("fake BigPanda: runtime");
                 rt.block_on(async move {
-                    let listener = TcpListener::from_std(listener).expect("fake BigPanda: listener");
+                    let listener =
+                        TcpListener::from_std(listener).expect("fake BigPanda: listener");
                     tokio::select! {
                         _ = accept_loop(listener, server_shared) => {}
                         _ = rx => {}
@@ -325,12 +328,13 @@ impl FakeBigPanda {
 
     /// Waits until `n` resolve requests have arrived (answered or not); panics after `timeout`.
     pub fn wait_for_resolves(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
-        self.try_wait_for_resolves(n, timeout).unwrap_or_else(|seen| {
-            panic!(
-                "fake BigPanda: waited {timeout:?} for {n} resolve calls, got {}: {seen:#?}",
-                seen.len()
-            )
-        })
+        self.try_wait_for_resolves(n, timeout)
+            .unwrap_or_else(|seen| {
+                panic!(
+                    "fake BigPanda: waited {timeout:?} for {n} resolve calls, got {}: {seen:#?}",
+                    seen.len()
+                )
+            })
     }
 
     /// Waits until `n` resolve requests were answered 2xx; panics after `timeout`.
@@ -355,12 +359,17 @@ impl FakeBigPanda {
 
     /// [`FakeBigPanda::wait_for_resolves`] for async tests: waits on a blocking thread so the
     /// test's runtime keeps driving the code under test.
-    pub async fn wait_for_resolves_async(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
+    pub async fn wait_for_resolves_async(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<RecordedRequest> {
         let shared = self.shared.clone();
-        let result =
-            tokio::task::spawn_blocking(move || wait_until(&shared, timeout, n, RecordedRequest::is_resolve))
-                .await
-                .expect("fake BigPanda: wait task");
+        let result = tokio::task::spawn_blocking(move || {
+            wait_until(&shared, timeout, n, RecordedRequest::is_resolve)
+        })
+        .await
+        .expect("fake BigPanda: wait task");
         result.unwrap_or_else(|seen| {
             panic!(
                 "fake BigPanda: waited {timeout:?} for {n} resolve calls, got {}: {seen:#?}",
@@ -390,7 +399,8 @@ fn wait_until(
     let deadline = Instant::now() + timeout;
     let mut state = shared.lock();
     loop {
-        let matching: Vec<RecordedRequest> = state.requests.iter().filter(|r| keep(r)).cloned().collect();
+        let matching: Vec<RecordedRequest> =
+            state.requests.iter().filter(|r| keep(r)).cloned().collect();
         if matching.len() >= n {
             return Ok(matching);
         }
@@ -464,7 +474,8 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
             None => 0,
             Some(Ok(n)) => n,
             Some(Err(_)) => {
-                let _ = write_reply(&mut stream, 400, &[], &envelope(400, "Bad Content-Length")).await;
+                let _ =
+                    write_reply(&mut stream, 400, &[], &envelope(400, "Bad Content-Length")).await;
                 return;
             }
         };
@@ -486,7 +497,11 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
             // Reply::Drop: the socket closes when `stream` goes out of scope.
             return;
         };
-        if write_reply(&mut stream, status, &headers, &body).await.is_err() || close_after {
+        if write_reply(&mut stream, status, &headers, &body)
+            .await
+            .is_err()
+            || close_after
+        {
             return;
         }
     }
@@ -558,20 +573,20 @@ fn answer_for(state: &mut State, req: &RecordedRequest, route: &Route) -> (Durat
     let (delay, reply) = unwrap_slow(reply);
     let answer = match reply {
         Reply::Drop => None,
-        Reply::Status(200) if matches!(route, Route::Environments) => Some((
-            200,
-            Vec::new(),
-            state.environments_body.to_string(),
-        )),
+        Reply::Status(200) if matches!(route, Route::Environments) => {
+            Some((200, Vec::new(), state.environments_body.to_string()))
+        }
         other => Some(render(route, &other)),
     };
     (delay, answer)
 }
 
 fn resolve_reply(state: &mut State, req: &RecordedRequest, env: &str, incident: &str) -> Reply {
-    let is_json = req
-        .header("content-type")
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/json"));
+    let is_json = req.header("content-type").is_some_and(|v| {
+        v.trim()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+    });
     if !is_json {
         return Reply::Raw {
             status: 415,
@@ -585,7 +600,10 @@ fn resolve_reply(state: &mut State, req: &RecordedRequest, env: &str, incident: 
     {
         return Reply::Raw {
             status: 400,
-            body: envelope(400, "Request body must be a JSON object with string \"comments\""),
+            body: envelope(
+                400,
+                "Request body must be a JSON object with string \"comments\"",
+            ),
         };
     }
     if let Some(reply) = state
@@ -598,7 +616,10 @@ fn resolve_reply(state: &mut State, req: &RecordedRequest, env: &str, incident: 
     if let Some(reply) = state.resolve_script.pop_front() {
         return reply;
     }
-    if state.resolved.contains(&(env.to_string(), incident.to_string())) {
+    if state
+        .resolved
+        .contains(&(env.to_string(), incident.to_string()))
+    {
         return Reply::Status(state.already_resolved_status);
     }
     Reply::Status(202)

@@ -458,15 +458,35 @@ impl BigPandaApi {
         }
     }
 
-    /// A one-line, key-free description of a transport error.
+    /// A one-line, key-free description of a transport error: "timeout after 10s" or
+    /// "connection error: <cause>".
     fn describe(&self, e: &reqwest::Error) -> String {
         if e.is_timeout() {
             format!("timeout after {}", humantime::format_duration(self.timeout))
-        } else if e.is_connect() {
-            format!("connection error: {}", error_chain(e))
         } else {
-            format!("request error: {}", error_chain(e))
+            format!("connection error: {}", transport_cause(e))
         }
+    }
+}
+
+/// The useful part of a reqwest error: its causes, without reqwest's "error sending request
+/// for url (…)" wrapper (the URL is known to the caller) and hyper-util's "client error (…)".
+fn transport_cause(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !text.starts_with("client error (") {
+            parts.push(text);
+        }
+        source = inner.source();
+    }
+    // Outer messages often repeat their source; keep the most specific wording once.
+    parts.dedup_by(|later, earlier| earlier.contains(later.as_str()));
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
     }
 }
 
