@@ -445,11 +445,14 @@ impl BigPandaApi {
     /// key validation is not queued behind a backlog of closes.
     async fn wait_for_slot(&self) {
         loop {
+            // tokio's clock, not std's: under `tokio::time::pause()` the two differ, and the
+            // sleep below runs on tokio's, so the limiter must too (or it would spin).
+            let now = tokio::time::Instant::now().into_std();
             let verdict = match self.limiter.lock() {
-                Ok(mut limiter) => limiter.try_acquire(Instant::now()),
+                Ok(mut limiter) => limiter.try_acquire(now),
                 // A panic while holding this lock cannot leave the limiter inconsistent in a
                 // way that matters more than pacing; keep going.
-                Err(poisoned) => poisoned.into_inner().try_acquire(Instant::now()),
+                Err(poisoned) => poisoned.into_inner().try_acquire(now),
             };
             match verdict {
                 Ok(()) => return,
