@@ -111,6 +111,10 @@ fn close_reply() -> impl Strategy<Value = CloseReply> {
             }
         }),
         Just(CloseReply::NoEnvironment),
+        Just(CloseReply::Rejected {
+            status: Some(400),
+            error: "bad request".into()
+        }),
     ]
 }
 
@@ -330,7 +334,9 @@ impl Model {
                 self.close_error = false;
                 self.outbox.remove(&epoch);
             }
-            CloseReply::NotFound { .. } | CloseReply::NoEnvironment => {
+            CloseReply::NotFound { .. }
+            | CloseReply::NoEnvironment
+            | CloseReply::Rejected { .. } => {
                 self.close = CloseState::Failed;
                 self.close_error = true;
                 self.outbox.remove(&epoch);

@@ -47,6 +47,9 @@ pub enum CloseReply {
     },
     /// No environment id anywhere: cannot address the incident (retryable by an operator).
     NoEnvironment,
+    /// Any other refusal that resending the same request cannot change (another 4xx, or ids
+    /// that cannot form a URL): failed, visible, retryable by an operator.
+    Rejected { status: Option<u16>, error: String },
 }
 
 /// The world around one step: the clock and, for a new alert, its identity.
@@ -378,6 +381,7 @@ fn close_result(
             }
             CloseReply::Retry { error, .. } => ("error", None, Some(error.as_str())),
             CloseReply::NoEnvironment => ("error", None, Some("no_environment_id")),
+            CloseReply::Rejected { status, error } => ("rejected", *status, Some(error.as_str())),
         };
         let mut entry = attempt(result, status, error);
         entry.detail["superseded"] = json!(true);
@@ -427,6 +431,19 @@ fn close_result(
             sync.last_error = Some(error.clone());
             sync.next_attempt_at = Some(*next_attempt_at);
             history.push(attempt("retry", None, Some(error)));
+        }
+        CloseReply::Rejected { status, error } => {
+            sync.attempts += 1;
+            sync.state = CloseState::Failed;
+            let msg = match status {
+                Some(code) => format!("BigPanda refused the close with HTTP {code}: {error}"),
+                None => format!("the close could not be sent: {error}"),
+            };
+            sync.last_error = Some(msg.clone());
+            sync.next_attempt_at = None;
+            history.push(attempt("failed", *status, Some(error)));
+            history.push(failed_entry(now, epoch, "rejected", &msg));
+            effects.push(Effect::Dequeue(key));
         }
         CloseReply::NoEnvironment => {
             sync.state = CloseState::Failed;

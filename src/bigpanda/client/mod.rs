@@ -323,6 +323,29 @@ impl BigPandaApi {
         incident_id: &str,
         comment: &str,
     ) -> ResolveResult {
+        self.wait_for_slot().await;
+        self.resolve_incident_in_slot(api_url, key, environment_id, incident_id, comment)
+            .await
+    }
+
+    /// Waits until a request may start without breaking BigPanda's rate limit, and takes that
+    /// slot. The close sender takes the slot first, then checks the close is still owed, then
+    /// sends with [`BigPandaApi::resolve_incident_in_slot`]: the check happens right before the
+    /// request, not before a possibly long wait for a slot.
+    pub async fn reserve_slot(&self) {
+        self.wait_for_slot().await;
+    }
+
+    /// [`BigPandaApi::resolve_incident`] for a caller that already holds a slot from
+    /// [`BigPandaApi::reserve_slot`].
+    pub async fn resolve_incident_in_slot(
+        &self,
+        api_url: &str,
+        key: &ApiKey,
+        environment_id: &str,
+        incident_id: &str,
+        comment: &str,
+    ) -> ResolveResult {
         for (what, id) in [
             ("environment id", environment_id),
             ("incident id", incident_id),
@@ -374,7 +397,6 @@ impl BigPandaApi {
                 }
             }
         };
-        self.wait_for_slot().await;
         let started = Instant::now();
         let sent = self
             .http
