@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::bigpanda::client::BigPandaApi;
 use crate::config::{self, ServeConfig};
+use crate::engine::closer::{Closer, CloserArgs, CloserMsg};
 use crate::engine::{Engine, EngineOptions};
 use crate::http::{routes, App};
+use crate::integration::Integration;
 use crate::metrics::Metrics;
 use crate::sources::Sources;
 use crate::store::{Store, StoreOptions};
@@ -91,6 +94,30 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
     .await
     .map_err(StartError::Engine)?;
 
+    let api = BigPandaApi::new(crate::bigpanda::client::DEFAULT_TIMEOUT)
+        .map_err(|e| StartError::Engine(e.to_string()))?;
+    let outbox_rx = engine
+        .subscribe_outbox()
+        .ok_or_else(|| StartError::Engine("the outbox has a subscriber already".into()))?;
+    let (closer, _closer_join) = ractor::Actor::spawn(
+        None,
+        Closer,
+        CloserArgs {
+            engine: engine.clone(),
+            sources: sources.clone(),
+            api: api.clone(),
+        },
+    )
+    .await
+    .map_err(|e| StartError::Engine(format!("cannot start the BigPanda client: {e}")))?;
+    forward_outbox(outbox_rx, closer.clone());
+    let integration = Integration {
+        store: engine.store().clone(),
+        api,
+        default_api_url: cfg.bigpanda_api_url.clone(),
+        closer: closer.clone(),
+    };
+
     let public_url = cfg.callback_base(bound);
     let app = Arc::new(App {
         engine: engine.clone(),
@@ -101,7 +128,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
         max_body_bytes: cfg.max_body_bytes,
         inflight: Arc::new(Semaphore::new(cfg.max_in_flight)),
         accepting: AtomicBool::new(true),
-        integration: None,
+        integration: Some(Arc::new(integration)),
     });
 
     config::write_listen_addr(&cfg.data_dir, bound)
@@ -130,10 +157,26 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
             "Some connections did not finish in time; closing them."
         );
     }
+    // Sends in flight are abandoned: their entries stay in the outbox and go out after restart.
+    closer.stop(None);
     engine.shutdown().await;
     let _ = config::clear_listen_addr(&cfg.data_dir);
     tracing::info!("pandabridge stopped cleanly.");
     Ok(())
+}
+
+/// Hands the engine's durable-enqueue notifications to the BigPanda client actor.
+fn forward_outbox(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Vec<crate::lifecycle::Outbound>>,
+    closer: ractor::ActorRef<CloserMsg>,
+) {
+    tokio::spawn(async move {
+        while let Some(msgs) = rx.recv().await {
+            if closer.cast(CloserMsg::Enqueued(msgs)).is_err() {
+                break;
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() -> &'static str {

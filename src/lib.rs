@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod http;
+pub mod integration;
 pub mod lifecycle;
 pub mod metrics;
 pub mod sources;

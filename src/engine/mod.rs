@@ -4,6 +4,7 @@
 //! Thin shells around `lifecycle`: actors hold state and order inputs; the rules live in the
 //! pure `step`. A caller is answered only after its step is durable.
 
+pub mod closer;
 mod incident;
 mod router;
 

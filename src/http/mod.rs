@@ -6,7 +6,7 @@
 
 mod admin;
 pub mod error;
-mod views;
+pub mod views;
 mod webhook;
 
 use std::convert::Infallible;

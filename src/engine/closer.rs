@@ -1,0 +1,410 @@
+//! The BigPanda client actor: the one place that sends outbox entries to BigPanda.
+//!
+//! It keeps a schedule of the outbox (loaded from the store at start, fed by the engine after
+//! each durable enqueue, and re-read periodically as a safety net) and sends due entries through
+//! the shared [`BigPandaApi`], whose limiter keeps every call within BigPanda's 5 requests per
+//! second. For each entry it first takes a rate-limit slot, then asks the incident's actor
+//! whether the close is still owed at that epoch (rule 9), and only then sends. The reply goes
+//! back to the incident's actor as a `CloseResult` input, so the alert, its history and the
+//! outbox change in one atomic step. A 401/403 pauses every send until a new key is stored.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::time::Instant;
+
+use super::{now_millis, AlertKey, Engine};
+use crate::bigpanda::client::{backoff, ApiKey, BigPandaApi, ResolveOutcome};
+use crate::lifecycle::{CloseReply, Input, Millis, Outbound, OutboundKey};
+use crate::sources::Sources;
+use crate::store::{IntegrationRecord, Store};
+
+/// Closes being worked on at once. The limiter paces them; this only bounds tasks and sockets
+/// when BigPanda answers slowly.
+const MAX_IN_FLIGHT: usize = 8;
+const TICK: Duration = Duration::from_millis(50);
+const RESCAN: Duration = Duration::from_secs(30);
+/// When the engine itself could not take a claim or a result (store trouble), try again later.
+const ENGINE_RETRY: Duration = Duration::from_secs(5);
+
+pub enum CloserMsg {
+    /// New outbox entries, durable already.
+    Enqueued(Vec<Outbound>),
+    Tick,
+    /// Re-read the outbox from the store.
+    Rescan,
+    /// A send finished; what to do with its entry next.
+    Finished {
+        key: OutboundKey,
+        next: Next,
+    },
+    /// The stored integration changed (new key, removed key).
+    IntegrationChanged,
+}
+
+#[derive(Debug)]
+pub enum Next {
+    /// Delivered, failed for good, or no longer owed: the entry has left the outbox.
+    Done,
+    RetryAt(Instant),
+    /// BigPanda rejected the key: hold everything until a new key is stored.
+    Paused(String),
+}
+
+struct Item {
+    msg: Outbound,
+    due: Instant,
+}
+
+pub struct Closer;
+
+pub struct CloserArgs {
+    pub engine: Engine,
+    pub sources: Sources,
+    pub api: BigPandaApi,
+}
+
+struct Deps {
+    engine: Engine,
+    sources: Sources,
+    api: BigPandaApi,
+}
+
+pub struct CloserState {
+    deps: Arc<Deps>,
+    items: HashMap<OutboundKey, Item>,
+    in_flight: HashSet<OutboundKey>,
+    /// The key and URL to send with; `None` when no integration is stored.
+    credentials: Option<(ApiKey, String)>,
+    paused: bool,
+}
+
+fn store(deps: &Deps) -> &Store {
+    deps.engine.store()
+}
+
+/// Turns a wall-clock due time (ms) into the tokio clock.
+fn due_at(at: Option<Millis>) -> Instant {
+    let now = Instant::now();
+    match at {
+        Some(ms) if ms > now_millis() => now + Duration::from_millis((ms - now_millis()) as u64),
+        _ => now,
+    }
+}
+
+impl Actor for Closer {
+    type Msg = CloserMsg;
+    type State = CloserState;
+    type Arguments = CloserArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<CloserMsg>,
+        args: CloserArgs,
+    ) -> Result<CloserState, ActorProcessingErr> {
+        let mut state = CloserState {
+            deps: Arc::new(Deps {
+                engine: args.engine,
+                sources: args.sources,
+                api: args.api,
+            }),
+            items: HashMap::new(),
+            in_flight: HashSet::new(),
+            credentials: None,
+            paused: false,
+        };
+        state.load_integration();
+        state.rescan();
+        myself.send_interval(TICK, || CloserMsg::Tick);
+        myself.send_interval(RESCAN, || CloserMsg::Rescan);
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<CloserMsg>,
+        msg: CloserMsg,
+        state: &mut CloserState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CloserMsg::Enqueued(msgs) => {
+                for m in msgs {
+                    state.add(m, Instant::now());
+                }
+                state.dispatch(&myself);
+            }
+            CloserMsg::Tick => {
+                state.dispatch(&myself);
+                state.report();
+            }
+            CloserMsg::Rescan => state.rescan(),
+            CloserMsg::Finished { key, next } => {
+                state.in_flight.remove(&key);
+                match next {
+                    Next::Done => {
+                        state.items.remove(&key);
+                    }
+                    Next::RetryAt(at) => {
+                        if let Some(item) = state.items.get_mut(&key) {
+                            item.due = at;
+                        }
+                    }
+                    Next::Paused(error) => state.pause(error),
+                }
+                state.dispatch(&myself);
+            }
+            CloserMsg::IntegrationChanged => {
+                state.load_integration();
+                state.dispatch(&myself);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CloserState {
+    fn add(&mut self, msg: Outbound, due: Instant) {
+        self.items.entry(msg.key()).or_insert(Item { msg, due });
+    }
+
+    fn load_integration(&mut self) {
+        let metrics = self.deps.engine.metrics();
+        match store(&self.deps).integration() {
+            Ok(Some(rec)) => match ApiKey::new(&rec.api_key) {
+                Ok(key) => {
+                    self.paused = !rec.healthy;
+                    self.credentials = Some((key, rec.api_url));
+                    metrics.integration_healthy.set(i64::from(rec.healthy));
+                }
+                Err(_) => {
+                    self.credentials = None;
+                    metrics.integration_healthy.set(0);
+                }
+            },
+            Ok(None) => {
+                self.credentials = None;
+                metrics.integration_healthy.set(0);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read the BigPanda integration; closes wait.")
+            }
+        }
+    }
+
+    /// Adds every stored outbox entry not yet scheduled, due when its alert says.
+    fn rescan(&mut self) {
+        let entries = match store(&self.deps).outbox() {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read the outbox; will try again.");
+                return;
+            }
+        };
+        for msg in entries {
+            if self.items.contains_key(&msg.key()) {
+                continue;
+            }
+            let Outbound::Close { alert_id, .. } = &msg;
+            let next = store(&self.deps)
+                .alert(alert_id)
+                .ok()
+                .flatten()
+                .and_then(|a| a.close_sync.next_attempt_at);
+            self.add(msg, due_at(next));
+        }
+    }
+
+    fn pause(&mut self, error: String) {
+        if self.paused {
+            return;
+        }
+        self.paused = true;
+        self.deps.engine.metrics().integration_healthy.set(0);
+        tracing::error!(error = %error,
+            "BigPanda rejected the API key: closes are paused (kept, not dropped) until a valid key is stored.");
+        let store = store(&self.deps);
+        if let Ok(Some(mut rec)) = store.integration() {
+            rec.healthy = false;
+            rec.last_error = Some(error);
+            if let Err(e) = store.put_integration(&rec) {
+                tracing::warn!(error = %e, "Could not record the integration as unhealthy.");
+            }
+        }
+    }
+
+    fn dispatch(&mut self, myself: &ActorRef<CloserMsg>) {
+        if self.paused || self.in_flight.len() >= MAX_IN_FLIGHT {
+            return;
+        }
+        let Some((key, url)) = self.credentials.clone() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut due: Vec<(&OutboundKey, &Item)> = self
+            .items
+            .iter()
+            .filter(|(k, item)| item.due <= now && !self.in_flight.contains(*k))
+            .collect();
+        due.sort_by_key(|(_, item)| item.due);
+        let room = MAX_IN_FLIGHT - self.in_flight.len();
+        let picked: Vec<(OutboundKey, Outbound)> = due
+            .into_iter()
+            .take(room)
+            .map(|(k, item)| (k.clone(), item.msg.clone()))
+            .collect();
+        for (okey, msg) in picked {
+            self.in_flight.insert(okey.clone());
+            let deps = Arc::clone(&self.deps);
+            let me = myself.clone();
+            let (api_key, api_url) = (key.clone(), url.clone());
+            tokio::spawn(async move {
+                let next = deliver(&deps, msg, &api_key, &api_url).await;
+                let _ = me.cast(CloserMsg::Finished { key: okey, next });
+            });
+        }
+    }
+
+    fn report(&self) {
+        let metrics = self.deps.engine.metrics();
+        metrics.outbox_depth.set(self.items.len() as i64);
+        let oldest = self
+            .items
+            .values()
+            .map(|i| match &i.msg {
+                Outbound::Close { requested_at, .. } => *requested_at,
+            })
+            .min();
+        let age = oldest
+            .map(|t| (now_millis() - t).max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        metrics.outbox_oldest_age_seconds.set(age);
+    }
+}
+
+/// One delivery attempt: slot, claim, send, record.
+async fn deliver(deps: &Deps, msg: Outbound, api_key: &ApiKey, api_url: &str) -> Next {
+    let Outbound::Close {
+        source_id,
+        incident_id,
+        epoch,
+        comment,
+        ..
+    } = msg;
+    let key = AlertKey {
+        source_id,
+        incident_id,
+    };
+    deps.api.reserve_slot().await;
+    let alert = match deps.engine.claim_close(&key, epoch).await {
+        Ok(Some(alert)) => alert,
+        // Re-fired, echoed or already settled: the step that did it also emptied the outbox.
+        Ok(None) => return Next::Done,
+        Err(e) => {
+            tracing::warn!(incident_id = %key.incident_id, error = %e, "Could not claim a close; will retry.");
+            return Next::RetryAt(Instant::now() + ENGINE_RETRY);
+        }
+    };
+    let environment = alert.environment_id.clone().or_else(|| {
+        deps.sources
+            .get(&alert.source_id)
+            .and_then(|s| s.default_environment_id)
+    });
+    let metrics = deps.engine.metrics();
+    let (reply, elapsed, next) = match environment {
+        None => (CloseReply::NoEnvironment, Duration::ZERO, Next::Done),
+        Some(env) => {
+            let result = deps
+                .api
+                .resolve_incident_in_slot(api_url, api_key, &env, &key.incident_id, &comment)
+                .await;
+            let attempt = alert.close_sync.attempts + 1;
+            let (reply, next) = classify(result.outcome, attempt);
+            (reply, result.elapsed, next)
+        }
+    };
+    metrics.count_close_attempt(result_label(&reply));
+    tracing::info!(incident_id = %key.incident_id, alert_id = %alert.id, epoch, result = result_label(&reply),
+        elapsed_ms = elapsed.as_millis() as u64, "Close attempt finished.");
+    let input = Input::CloseResult {
+        epoch,
+        reply,
+        duration_ms: elapsed.as_millis() as u64,
+    };
+    match deps.engine.apply(&key, input).await {
+        Ok(_) => next,
+        Err(e) => {
+            tracing::warn!(incident_id = %key.incident_id, error = %e,
+                "Could not record a close result; the close will be sent again.");
+            Next::RetryAt(Instant::now() + ENGINE_RETRY)
+        }
+    }
+}
+
+fn classify(outcome: ResolveOutcome, attempt: u32) -> (CloseReply, Next) {
+    match outcome {
+        ResolveOutcome::Delivered { status } => (CloseReply::Delivered { status }, Next::Done),
+        ResolveOutcome::NotFound { status } => (CloseReply::NotFound { status }, Next::Done),
+        ResolveOutcome::Unauthorized { status } => (
+            CloseReply::Unauthorized { status },
+            Next::Paused(format!(
+                "BigPanda answered HTTP {status} to a close: the API key was rejected"
+            )),
+        ),
+        ResolveOutcome::Rejected { status, error } => (
+            CloseReply::Rejected {
+                status: Some(status),
+                error,
+            },
+            Next::Done,
+        ),
+        ResolveOutcome::NotSent { error } => (
+            CloseReply::Rejected {
+                status: None,
+                error,
+            },
+            Next::Done,
+        ),
+        ResolveOutcome::Retry {
+            status,
+            retry_after,
+            error,
+        } => {
+            let wait = backoff(attempt, retry_after);
+            let error = match status {
+                Some(code) if !error.contains(&code.to_string()) => format!("HTTP {code}: {error}"),
+                _ => error,
+            };
+            (
+                CloseReply::Retry {
+                    error,
+                    next_attempt_at: now_millis() + wait.as_millis() as i64,
+                },
+                Next::RetryAt(Instant::now() + wait),
+            )
+        }
+    }
+}
+
+fn result_label(reply: &CloseReply) -> &'static str {
+    match reply {
+        CloseReply::Delivered { .. } => "delivered",
+        CloseReply::NotFound { .. } => "not_found",
+        CloseReply::Unauthorized { .. } => "unauthorized",
+        CloseReply::Retry { .. } => "retry",
+        CloseReply::NoEnvironment => "no_environment",
+        CloseReply::Rejected { .. } => "rejected",
+    }
+}
+
+/// Stores a validated integration record (used by the admin API).
+pub fn integration_record(key: &ApiKey, api_url: &str) -> IntegrationRecord {
+    IntegrationRecord {
+        api_key: key.expose_secret().to_string(),
+        api_url: api_url.to_string(),
+        validated_at: now_millis(),
+        healthy: true,
+        last_error: None,
+    }
+}
