@@ -36,7 +36,12 @@ pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
 /// What the flusher makes durable: the sled database and the log file to fsync.
 pub(super) trait Flush: Send + Sync + 'static {
     fn flush(&self) -> Result<(), StoreError>;
+    /// While writes fail, tries a small write and flush so health recovers without traffic.
+    fn probe(&self);
 }
+
+/// How often a degraded store is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) struct SledFlush {
     pub db: sled::Db,
@@ -45,14 +50,39 @@ pub(super) struct SledFlush {
     pub faults: Arc<super::Faults>,
 }
 
-impl Flush for SledFlush {
-    fn flush(&self) -> Result<(), StoreError> {
+impl SledFlush {
+    fn flush_once(&self) -> Result<(), StoreError> {
         self.faults.check()?;
         self.db.flush()?;
         self.log
             .sync_data()
             .map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(())
+    }
+}
+
+impl Flush for SledFlush {
+    fn flush(&self) -> Result<(), StoreError> {
+        self.faults.record(self.flush_once())
+    }
+
+    fn probe(&self) {
+        if !self.faults.is_degraded() {
+            return;
+        }
+        let result = self
+            .faults
+            .check()
+            .and_then(|()| {
+                self.db
+                    .insert(b"m:probe", &[1u8])
+                    .map(|_| ())
+                    .map_err(StoreError::from)
+            })
+            .and_then(|()| self.flush_once());
+        if self.faults.record(result).is_ok() {
+            tracing::info!("The store accepts writes again.");
+        }
     }
 }
 
@@ -97,8 +127,19 @@ impl GroupCommit {
             let batch = {
                 let Ok(mut q) = self.queue.lock() else { return };
                 while q.waiters.is_empty() && !q.stopping {
-                    q = match self.wake.wait(q) {
-                        Ok(q) => q,
+                    q = match self.wake.wait_timeout(q, PROBE_EVERY) {
+                        Ok((q, timeout)) => {
+                            if timeout.timed_out() && q.waiters.is_empty() {
+                                drop(q);
+                                flush.probe();
+                                match self.queue.lock() {
+                                    Ok(q) => q,
+                                    Err(_) => return,
+                                }
+                            } else {
+                                q
+                            }
+                        }
                         Err(_) => return,
                     };
                 }

@@ -59,9 +59,13 @@ impl From<sled::Error> for StoreError {
 
 /// A switch that makes every write and flush fail, to test how the daemon behaves when the disk
 /// does. Always compiled (one relaxed load per write); only tests flip it.
+///
+/// It also remembers whether the last write or flush failed (`degraded`), injected or real, so
+/// `/readyz` can say so; the flusher probes the disk while degraded and clears it on success.
 #[derive(Debug, Default)]
 pub struct Faults {
     fail_writes: AtomicBool,
+    degraded: AtomicBool,
 }
 
 impl Faults {
@@ -74,6 +78,14 @@ impl Faults {
         } else {
             Ok(())
         }
+    }
+    /// Records the result of a write or flush.
+    fn record<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.degraded.store(result.is_err(), Ordering::Relaxed);
+        result
+    }
+    fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
     }
 }
 
@@ -254,14 +266,16 @@ impl Store {
     }
 
     fn apply(&self, batch: sled::Batch) -> Result<(), StoreError> {
-        self.faults.check()?;
-        self.tree.apply_batch(batch)?;
-        Ok(())
+        let result = self
+            .faults
+            .check()
+            .and_then(|()| self.tree.apply_batch(batch).map_err(StoreError::from));
+        self.faults.record(result)
     }
 
-    /// Checks the store can still write (for `/readyz`).
+    /// False while writes or flushes fail (for `/readyz`); true again once the disk recovers.
     pub fn healthy(&self) -> bool {
-        self.faults.check().is_ok()
+        !self.faults.is_degraded() && self.faults.check().is_ok()
     }
 
     // ----- alerts -------------------------------------------------------------------------
@@ -430,8 +444,11 @@ impl Store {
     }
 
     pub fn delete_source(&self, id: &str) -> Result<bool, StoreError> {
-        self.faults.check()?;
-        Ok(self.tree.remove(source_key(id))?.is_some())
+        let existed = self.source(id)?.is_some();
+        let mut batch = sled::Batch::default();
+        batch.remove(source_key(id));
+        self.apply(batch)?;
+        Ok(existed)
     }
 
     // ----- integration --------------------------------------------------------------------
@@ -447,9 +464,9 @@ impl Store {
     }
 
     pub fn delete_integration(&self) -> Result<(), StoreError> {
-        self.faults.check()?;
-        self.tree.remove(INTEGRATION_KEY)?;
-        Ok(())
+        let mut batch = sled::Batch::default();
+        batch.remove(INTEGRATION_KEY);
+        self.apply(batch)
     }
 }
 

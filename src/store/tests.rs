@@ -181,7 +181,14 @@ async fn injected_fault_fails_writes_and_flushes_until_cleared() {
     assert_eq!(store.write_step(None, &s), Err(StoreError::Injected));
     assert_eq!(store.durable().await.unwrap(), Err(StoreError::Injected));
     assert!(store.alert("01D").unwrap().is_none());
+    assert!(!store.healthy());
     store.faults().set_failing(false);
+    // With no traffic at all, the flusher's probe notices the disk is back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !store.healthy() {
+        assert!(std::time::Instant::now() < deadline, "store never recovered");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     store.write_step(None, &s).unwrap();
     store.durable().await.unwrap().unwrap();
     assert!(store.alert("01D").unwrap().is_some());
