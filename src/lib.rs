@@ -9,6 +9,8 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod http;
 pub mod integration;
 pub mod lifecycle;

@@ -413,12 +413,20 @@ impl Real {
                 first.kind
             ),
             Input::RetryClose => prop_assert_eq!(first.kind.as_str(), "retry_close"),
+            Input::Quarantine { .. } => {
+                prop_assert_eq!(first.kind.as_str(), "webhook");
+                prop_assert_eq!(first.outcome.as_str(), "quarantined");
+            }
         }
 
         if let Some(before) = &self.alert {
             match out.outcome {
                 // Rules 2, 6, 7 and 9: nothing but the history may change.
-                Outcome::Stale | Outcome::Duplicate | Outcome::Held | Outcome::Unchanged => {
+                Outcome::Stale
+                | Outcome::Duplicate
+                | Outcome::Held
+                | Outcome::Unchanged
+                | Outcome::Quarantined => {
                     let mut same = out.alert.clone();
                     same.history_len = before.history_len;
                     prop_assert_eq!(&same, before, "{:?} changed the alert", out.outcome);

@@ -75,6 +75,8 @@ impl Actor for IncidentActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             IncidentMsg::Apply { input, reply } => {
+                #[cfg(feature = "fault-injection")]
+                crate::faults::before_apply(&input);
                 let result = apply(state, input);
                 let _ = reply.send(result);
             }

@@ -179,11 +179,34 @@ impl Engine {
             .await
         {
             Err(EngineError::ActorLost) => {
-                self.ask(key, |reply| IncidentMsg::Apply {
-                    input: retry,
-                    reply,
-                })
-                .await?
+                let again = self
+                    .ask(key, |reply| IncidentMsg::Apply {
+                        input: retry.clone(),
+                        reply,
+                    })
+                    .await;
+                match (again, retry) {
+                    // Twice is a pattern, not bad luck: quarantine the event so that BigPanda,
+                    // which resends until it gets a 2xx, stops feeding it to us.
+                    (Err(EngineError::ActorLost), Input::Webhook(snap)) => {
+                        self.shared.metrics.poison_events.inc();
+                        tracing::error!(source_id = %key.source_id, incident_id = %key.incident_id,
+                            event_type = %snap.event_type.as_str(),
+                            "A webhook crashed its incident actor twice; it is quarantined in the alert's history.");
+                        let quarantine = Input::Quarantine {
+                            incident_id: snap.incident_id,
+                            event_type: snap.event_type,
+                            version: snap.version,
+                            reason: "processing this event crashed the incident actor twice".into(),
+                        };
+                        self.ask(key, |reply| IncidentMsg::Apply {
+                            input: quarantine,
+                            reply,
+                        })
+                        .await?
+                    }
+                    (again, _) => again?,
+                }
             }
             other => other?,
         };

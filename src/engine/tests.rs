@@ -146,3 +146,48 @@ async fn restart_restores_alerts_and_claims() {
     assert_eq!(missing.err(), Some(EngineError::NotFound));
     engine.shutdown().await;
 }
+
+#[cfg(feature = "fault-injection")]
+#[tokio::test]
+async fn a_crash_is_retried_once_and_a_poison_event_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), Duration::from_secs(60)).await;
+
+    // Crashes once: the retry on a fresh actor (restored from the store) applies it.
+    let once = format!("{}a", crate::faults::PANIC_ONCE);
+    let applied = engine
+        .apply(&key(&once), Input::Webhook(snap(&once, true, 1)))
+        .await
+        .unwrap();
+    assert_eq!(applied.outcome, Outcome::Created);
+    assert_eq!(engine.metrics().poison_events.get(), 0);
+
+    // Crashes every time: quarantined, kept in history, the incident still gets an alert.
+    let always = format!("{}b", crate::faults::PANIC_ALWAYS);
+    let q = engine
+        .apply(&key(&always), Input::Webhook(snap(&always, true, 1)))
+        .await
+        .unwrap();
+    assert_eq!(q.outcome, Outcome::Quarantined);
+    assert_eq!(q.alert.status, AlertStatus::Firing);
+    let history = engine.store().history(&q.alert.id).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].outcome, "quarantined");
+    assert_eq!(engine.metrics().poison_events.get(), 1);
+    assert!(engine.metrics().actor_restarts.get() >= 3);
+
+    // The incident keeps working for inputs that do not crash.
+    let resolved = engine
+        .apply(
+            &key(&always),
+            Input::Resolve {
+                by: ResolvedBy::Api,
+                comment: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(resolved.outcome, Outcome::Resolved);
+    assert_eq!(resolved.alert.id, q.alert.id);
+    engine.shutdown().await;
+}

@@ -11,7 +11,7 @@ use super::error::{respond, ApiError};
 use super::{bearer, App};
 use crate::bigpanda::webhook::parse;
 use crate::engine::AlertKey;
-use crate::lifecycle::Input;
+use crate::lifecycle::{Input, Outcome};
 
 /// A webhook that passed the checks made before its body is read.
 pub struct Admitted {
@@ -86,9 +86,15 @@ async fn apply(admitted: Admitted, body: Result<Bytes, ApiError>) -> Result<Resp
         .engine
         .apply(&key, Input::Webhook(snapshot))
         .await?;
+    // A quarantined (poison) event is acknowledged as `ignored`, the contract's word for an
+    // event stored without effect; its history entry says `quarantined`.
+    let outcome = match applied.outcome {
+        Outcome::Quarantined => Outcome::Ignored,
+        other => other,
+    };
     let reply = serde_json::json!({
         "alert_id": applied.alert.id,
-        "outcome": applied.outcome.as_str(),
+        "outcome": outcome.as_str(),
     });
     Ok(warp::reply::with_status(warp::reply::json(&reply), StatusCode::ACCEPTED).into_response())
 }

@@ -148,6 +148,8 @@ pub enum Outcome {
     Requeued,
     /// A close reply, recorded with its result in the history entry.
     Recorded,
+    /// A poison event: kept in history, not applied.
+    Quarantined,
 }
 
 impl Outcome {
@@ -175,6 +177,7 @@ impl Outcome {
             Outcome::Unchanged => "unchanged",
             Outcome::Requeued => "requeued",
             Outcome::Recorded => "recorded",
+            Outcome::Quarantined => "quarantined",
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::snapshot::{Millis, Snapshot};
+use super::snapshot::{Details, EventType, Millis, Snapshot};
 use super::state::{
     Alert, AlertStatus, CloseState, CloseSync, HistoryEvent, Outbound, OutboundKey, Outcome,
     ResolvedBy,
@@ -29,6 +29,15 @@ pub enum Input {
     },
     /// An operator asks to try a failed close again.
     RetryClose,
+    /// A webhook whose processing crashed its actor twice: kept in history, applied no further
+    /// (a poison event). Creates a firing alert if the incident has none, so an incident we
+    /// cannot process is never silently missing.
+    Quarantine {
+        incident_id: String,
+        event_type: EventType,
+        version: Option<Millis>,
+        reason: String,
+    },
 }
 
 /// A close request's result, classified by the BigPanda client.
@@ -85,6 +94,7 @@ pub struct Step {
 pub fn step(current: Option<&Alert>, input: &Input, ctx: &Ctx) -> Option<Step> {
     match (current, input) {
         (None, Input::Webhook(snap)) => Some(create(snap, ctx)),
+        (current, Input::Quarantine { .. }) => Some(quarantine(current, input, ctx)),
         (None, _) => None,
         (Some(alert), Input::Webhook(snap)) => Some(webhook(alert, snap, ctx)),
         (Some(alert), Input::Resolve { by, comment }) => {
@@ -517,5 +527,59 @@ fn retry_close(current: &Alert, ctx: &Ctx) -> Step {
             detail: json!({"epoch": current.epoch}),
         }],
         effects: vec![Effect::Enqueue(close)],
+    }
+}
+
+/// A poison event: recorded, never applied. See [`Input::Quarantine`].
+fn quarantine(current: Option<&Alert>, input: &Input, ctx: &Ctx) -> Step {
+    let Input::Quarantine {
+        incident_id,
+        event_type,
+        version,
+        reason,
+    } = input
+    else {
+        unreachable!("quarantine() is only called with Input::Quarantine")
+    };
+    let entry = HistoryEvent {
+        at: ctx.now,
+        kind: "webhook".into(),
+        outcome: Outcome::Quarantined.as_str().into(),
+        detail: json!({"event_type": event_type.as_str(), "version": version, "reason": reason}),
+    };
+    let mut alert = match current {
+        Some(a) => a.clone(),
+        None => Alert {
+            id: ctx.new_alert_id.clone(),
+            source_id: ctx.source_id.clone(),
+            incident_id: incident_id.clone(),
+            status: AlertStatus::Firing,
+            title: format!("BigPanda incident {incident_id}"),
+            description: Some(
+                "An event for this incident could not be processed; see its history.".into(),
+            ),
+            severity: None,
+            bigpanda_status: None,
+            environment_id: None,
+            details: Details::default(),
+            created_at: ctx.now,
+            updated_at: ctx.now,
+            resolved_at: None,
+            resolved_by: None,
+            reopen_count: 0,
+            close_sync: CloseSync::default(),
+            epoch: 0,
+            max_version: None,
+            last_digest: None,
+            awaiting_echo: false,
+            history_len: 0,
+        },
+    };
+    alert.history_len += 1;
+    Step {
+        alert,
+        outcome: Outcome::Quarantined,
+        history: vec![entry],
+        effects: vec![],
     }
 }

@@ -186,7 +186,10 @@ async fn injected_fault_fails_writes_and_flushes_until_cleared() {
     // With no traffic at all, the flusher's probe notices the disk is back.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !store.healthy() {
-        assert!(std::time::Instant::now() < deadline, "store never recovered");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "store never recovered"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     store.write_step(None, &s).unwrap();

@@ -1,0 +1,34 @@
+//! Test-only fault injection (cargo feature `fault-injection`, enabled for `cargo test` only).
+//!
+//! Incident ids with these prefixes make the incident actor panic while applying a webhook, to
+//! exercise supervision and quarantine end to end through the real binary:
+//! - `pb-fault-panic-once-…`: panics the first time each such incident is applied in this
+//!   process, then works (a transient crash: the retry on a fresh actor succeeds);
+//! - `pb-fault-panic-always-…`: panics every time (a poison event).
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crate::lifecycle::Input;
+
+pub const PANIC_ONCE: &str = "pb-fault-panic-once-";
+pub const PANIC_ALWAYS: &str = "pb-fault-panic-always-";
+
+static PANICKED_ONCE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+pub fn before_apply(input: &Input) {
+    let Input::Webhook(snap) = input else { return };
+    let id = snap.incident_id.as_str();
+    if id.starts_with(PANIC_ALWAYS) {
+        panic!("injected fault: incident {id} always panics");
+    }
+    if id.starts_with(PANIC_ONCE) {
+        let first = {
+            let mut seen = PANICKED_ONCE.lock().unwrap_or_else(|p| p.into_inner());
+            seen.get_or_insert_with(HashSet::new).insert(id.to_string())
+        };
+        if first {
+            panic!("injected fault: incident {id} panics once");
+        }
+    }
+}
