@@ -438,3 +438,75 @@ fn integration_commands_send_the_key_once_and_never_print_it() {
     );
     assert!(seen[2..].iter().all(|(m, _, _)| m == "GET"));
 }
+
+#[test]
+fn alerts_list_follows_cursors_up_to_a_cap() {
+    use warp::Filter;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let queries: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = Arc::clone(&queries);
+    // With status=firing: two pages, then the end. Without: pages forever.
+    let routes = warp::path!("api" / "v1" / "alerts")
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(move |query: String| {
+            if let Ok(mut log) = log.lock() {
+                log.push(query.clone());
+            }
+            let page: u32 = query
+                .split('&')
+                .find_map(|p| p.strip_prefix("cursor=p"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let finite = query.contains("status=firing");
+            let size = if finite { 2 } else { 200 };
+            let alerts: Vec<Value> = (0..size)
+                .map(|i| {
+                    json!({"id": format!("a{page}-{i}"), "status": "firing", "severity": "warning",
+                           "title": "t", "updated_at": "u",
+                           "close_sync": {"state": "none", "attempts": 0}})
+                })
+                .collect();
+            let next = (!finite || page == 0).then(|| format!("p{}", page + 1));
+            warp::reply::json(&json!({"alerts": alerts, "next_cursor": next}))
+        });
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind fake");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    rt.spawn(warp::serve(routes).incoming(listener).run());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let auth = ["--url", url.as_str(), "--admin-token", "adm"];
+
+    let mut args = vec!["alerts", "list", "--status", "firing", "--json"];
+    args.extend(auth);
+    let out = cli(tmp.path(), &args).ok();
+    let listed: Value = serde_json::from_str(&out).expect("json");
+    let ids: Vec<&str> = listed["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["a0-0", "a0-1", "a1-0", "a1-1"]);
+    assert_eq!(listed["next_cursor"], Value::Null);
+    let seen = queries.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[0].contains("limit=") && !seen[0].contains("cursor="));
+    assert!(seen[1].contains("cursor=p1"), "{seen:?}");
+
+    let mut args = vec!["alerts", "list"];
+    args.extend(auth);
+    let out = cli(tmp.path(), &args).ok();
+    let rows = out.lines().filter(|l| l.starts_with('a')).count();
+    assert_eq!(rows, 1000, "the CLI stops at its cap");
+    assert!(
+        out.contains("more exist") && out.contains("cursor=p5"),
+        "{out}"
+    );
+    assert_eq!(queries.lock().expect("lock").len(), 2 + 5);
+}
