@@ -450,7 +450,8 @@ fn alerts_list_follows_cursors_up_to_a_cap() {
         .expect("runtime");
     let queries: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = Arc::clone(&queries);
-    // With status=firing: two pages, then the end. Without: pages forever.
+    // With status=firing: two pages, then the end. With status=resolved: a cursor that never
+    // moves. Without: pages forever.
     let routes = warp::path!("api" / "v1" / "alerts")
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .map(move |query: String| {
@@ -463,7 +464,8 @@ fn alerts_list_follows_cursors_up_to_a_cap() {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
             let finite = query.contains("status=firing");
-            let size = if finite { 2 } else { 200 };
+            let stuck = query.contains("status=resolved");
+            let size = if finite || stuck { 2 } else { 200 };
             let alerts: Vec<Value> = (0..size)
                 .map(|i| {
                     json!({"id": format!("a{page}-{i}"), "status": "firing", "severity": "warning",
@@ -471,7 +473,11 @@ fn alerts_list_follows_cursors_up_to_a_cap() {
                            "close_sync": {"state": "none", "attempts": 0}})
                 })
                 .collect();
-            let next = (!finite || page == 0).then(|| format!("p{}", page + 1));
+            let next = if stuck {
+                Some("same".to_owned())
+            } else {
+                (!finite || page == 0).then(|| format!("p{}", page + 1))
+            };
             warp::reply::json(&json!({"alerts": alerts, "next_cursor": next}))
         });
     let listener = rt
@@ -509,4 +515,14 @@ fn alerts_list_follows_cursors_up_to_a_cap() {
         "{out}"
     );
     assert_eq!(queries.lock().expect("lock").len(), 2 + 5);
+
+    let mut args = vec!["alerts", "list", "--status", "resolved"];
+    args.extend(auth);
+    let out = cli(tmp.path(), &args).ok();
+    assert!(out.contains("cursor=same"), "{out}");
+    assert_eq!(
+        queries.lock().expect("lock").len(),
+        2 + 5 + 2,
+        "a cursor that does not move is followed once, not forever"
+    );
 }
