@@ -755,3 +755,129 @@ fn bad_listen_value_fails_with_one_line() {
     assert!(stderr.contains("nope"), "stderr:\n{stderr}");
     assert!(!dir.path().join("listen-addr").exists());
 }
+
+/// Waits until a held request occupies the only webhook slot of a daemon started with
+/// `--max-in-flight 1`. Probes with a body that is refused anyway (400 when a slot is free,
+/// 503 once it is taken), so probing never changes state.
+async fn wait_until_slot_taken(d: &Daemon, source_id: &str, token: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, reply) = d
+            .post_webhook(source_id, token, b"probe", Some("application/json"))
+            .await;
+        match status {
+            503 => return,
+            400 => assert!(Instant::now() < deadline, "held request never admitted"),
+            _ => panic!("unexpected probe reply {status}: {reply}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn overload_answers_503_with_retry_after_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--max-in-flight", "1"]);
+    let (src, token) = d.create_source("prod").await;
+    let path = format!("/webhooks/bigpanda/{src}");
+
+    // Holds the only slot: admitted, body half sent.
+    let held = d.start_slow_post(&path, &token, &fixture("01-new"));
+    wait_until_slot_taken(&d, &src, &token).await;
+    let resp = d
+        .request(Method::POST, &path)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(with_incident_id("01-new", "overflow"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 503);
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(
+        retry_after.is_some_and(|s| s >= 1),
+        "Retry-After: {retry_after:?}"
+    );
+    let reply: Value = resp.json().await.expect("JSON error body");
+    assert_eq!(error_code(&reply), "overloaded");
+    assert_eq!(
+        d.list_alerts("incident_id=overflow").await["alerts"],
+        json!([])
+    );
+
+    let (status, reply) = tokio::task::spawn_blocking(move || held.finish())
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, &reply["outcome"]),
+        (202, &json!("created")),
+        "{reply}"
+    );
+    // The slot is free again.
+    let (_, outcome) = d
+        .accept_webhook(&src, &token, &with_incident_id("01-new", "overflow"))
+        .await;
+    assert_eq!(outcome, "created");
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_webhook_finish_and_refuses_new_work() {
+    let dir = tempfile::tempdir().unwrap();
+    // One slot, so the test can tell when the held request has been admitted.
+    let mut d = Daemon::start(dir.path(), &["--max-in-flight", "1"]);
+    let (src, token) = d.create_source("prod").await;
+    let path = format!("/webhooks/bigpanda/{src}");
+    let held = d.start_slow_post(&path, &token, &fixture("01-new"));
+    wait_until_slot_taken(&d, &src, &token).await;
+
+    d.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.stderr().contains("Shutting down") {
+        assert!(
+            Instant::now() < deadline,
+            "no shutdown log:\n{}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // New work is refused once shutdown has begun: no connection, or a 503.
+    let late = d
+        .request(Method::POST, &path)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(with_incident_id("01-new", "late"))
+        .send()
+        .await;
+    if let Ok(resp) = late {
+        assert_eq!(
+            resp.status().as_u16(),
+            503,
+            "a webhook was accepted during shutdown"
+        );
+    }
+
+    let (status, reply) = tokio::task::spawn_blocking(move || held.finish())
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, &reply["outcome"]),
+        (202, &json!("created")),
+        "{reply}"
+    );
+    let alert_id = reply["alert_id"].as_str().unwrap().to_string();
+    let exit = d.wait_exit(Duration::from_secs(10));
+    assert!(exit.success(), "exit {exit}\n{}", d.stderr());
+    drop(d);
+
+    let d = Daemon::start(dir.path(), &[]);
+    let (status, alert) = d.get_alert(&alert_id).await;
+    assert_eq!(
+        status, 200,
+        "the in-flight webhook was answered 202 but lost: {alert}"
+    );
+    assert_eq!(d.list_alerts("incident_id=late").await["alerts"], json!([]));
+}

@@ -341,6 +341,30 @@ impl Daemon {
         })
     }
 
+    /// Starts a chunked POST and sends only its headers and the first half of the body, so
+    /// the request stays in flight (admitted, body still being read) until
+    /// [`SlowPost::finish`].
+    pub fn start_slow_post(&self, path: &str, token: &str, body: &[u8]) -> SlowPost {
+        let mut stream = TcpStream::connect(self.addr).expect("connect");
+        stream.set_read_timeout(Some(REQUEST_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(REQUEST_TIMEOUT)).unwrap();
+        let (first, rest) = body.split_at(body.len() / 2);
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n",
+            self.addr,
+            first.len()
+        );
+        stream.write_all(head.as_bytes()).expect("write head");
+        stream.write_all(first).expect("write first chunk");
+        stream.write_all(b"\r\n").expect("write chunk end");
+        stream.flush().unwrap();
+        let mut tail = format!("{:x}\r\n", rest.len()).into_bytes();
+        tail.extend_from_slice(rest);
+        tail.extend_from_slice(b"\r\n0\r\n\r\n");
+        SlowPost { stream, tail }
+    }
+
     /// Posts a webhook that must be accepted; returns `(alert_id, outcome)`.
     pub async fn accept_webhook(
         &self,
@@ -387,6 +411,36 @@ impl Drop for Daemon {
                 self.stderr()
             );
         }
+    }
+}
+
+/// A webhook request held in flight by the test; see [`Daemon::start_slow_post`].
+pub struct SlowPost {
+    stream: TcpStream,
+    tail: Vec<u8>,
+}
+
+impl SlowPost {
+    /// Sends the rest of the body and reads the reply.
+    pub fn finish(mut self) -> (u16, Value) {
+        self.stream
+            .write_all(&self.tail)
+            .expect("write rest of body");
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            if let Some(parsed) = parse_http_reply(&reply) {
+                return parsed;
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+        }
+        panic!(
+            "no complete HTTP reply to a slow POST: {:?}",
+            String::from_utf8_lossy(&reply)
+        )
     }
 }
 
