@@ -639,6 +639,69 @@ async fn health_readiness_and_metrics() {
 }
 
 #[tokio::test]
+async fn flags_beat_env_beat_config_file_beat_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pandabridge.toml");
+    std::fs::write(
+        &config,
+        "public_url = \"https://file.example\"\n\
+         max_body_bytes = 100\n\
+         token_grace = \"0s\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let d = Daemon::start_with_env(
+        &data,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--max-body-bytes",
+            "1048576",
+            "--log-format",
+            "json",
+        ],
+        &[
+            ("PANDABRIDGE_PUBLIC_URL", "https://env.example"),
+            ("PANDABRIDGE_MAX_BODY_BYTES", "200"),
+        ],
+    );
+    // public_url: env over file.
+    let (status, created) = d
+        .send(
+            d.admin(Method::POST, "/api/v1/alert-sources")
+                .json(&json!({"name": "prod"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let src = created["id"].as_str().unwrap().to_string();
+    let token = created["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        created["callback_url"],
+        json!(format!("https://env.example/webhooks/bigpanda/{src}"))
+    );
+    // max_body_bytes: flag over env and file (the fixture is larger than 200 bytes).
+    let (_, outcome) = d.accept_webhook(&src, &token, &fixture("01-new")).await;
+    assert_eq!(outcome, "created");
+    // token_grace: file over the 1 h default, so the old token stops at once.
+    let (status, rotated) = d
+        .send(d.admin(
+            Method::POST,
+            &format!("/api/v1/alert-sources/{src}/rotate-token"),
+        ))
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let (status, _) = d
+        .post_webhook(&src, &token, &fixture("02-updated"), None)
+        .await;
+    assert_eq!(status, 401, "old token still works with token_grace = 0s");
+    let new_token = rotated["token"].as_str().unwrap();
+    let (_, outcome) = d
+        .accept_webhook(&src, new_token, &fixture("02-updated"))
+        .await;
+    assert_eq!(outcome, "updated");
+}
+
+#[tokio::test]
 async fn graceful_restart_keeps_alerts_history_tokens_and_admin_token() {
     let dir = tempfile::tempdir().unwrap();
     let (src, token, alert_id, admin_token) = {

@@ -102,10 +102,16 @@ impl Daemon {
     /// Starts `pandabridge serve --listen 127.0.0.1:0 --data-dir DATA_DIR EXTRA_ARGS...` and
     /// waits until it has written its address and answers `/healthz`.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> Daemon {
+        Self::start_with_env(data_dir, extra_args, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables (e.g. `PANDABRIDGE_*`).
+    pub fn start_with_env(data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Daemon {
         // A previous run that was killed leaves its address behind; never read a stale one.
         let _ = fs::remove_file(data_dir.join("listen-addr"));
         let log = tempfile::NamedTempFile::new().expect("log file");
         let child = serve_command(data_dir, extra_args)
+            .envs(env.iter().copied())
             .stderr(log.reopen().expect("reopen log"))
             .spawn()
             .expect("spawn pandabridge");
