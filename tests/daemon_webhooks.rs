@@ -944,3 +944,99 @@ async fn sigterm_lets_an_in_flight_webhook_finish_and_refuses_new_work() {
     );
     assert_eq!(d.list_alerts("incident_id=late").await["alerts"], json!([]));
 }
+
+#[tokio::test]
+async fn local_resolve_holds_stale_opens_until_bigpanda_echoes_the_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let (src, token) = d.create_source("prod").await;
+    let (alert_id, _) = d.accept_webhook(&src, &token, &fixture("01-new")).await;
+
+    let (status, resolved) = d
+        .send(
+            d.admin(Method::POST, &format!("/api/v1/alerts/{alert_id}/resolve"))
+                .json(&json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(resolved["resolved_by"], "api");
+    assert_eq!(resolved["close_sync"]["state"], "pending");
+
+    // An open update that predates our close is held (rule 7).
+    let (_, outcome) = d.accept_webhook(&src, &token, &fixture("02-updated")).await;
+    assert_eq!(outcome, "held");
+    let (_, alert) = d.get_alert(&alert_id).await;
+    assert_eq!(alert["status"], "resolved");
+    // BigPanda's own close confirms ours (rule 8).
+    d.accept_webhook(&src, &token, &fixture("03-closed")).await;
+    let (_, alert) = d.get_alert(&alert_id).await;
+    assert_eq!(alert["status"], "resolved");
+    assert_eq!(alert["resolved_by"], "api");
+    assert_eq!(alert["close_sync"]["state"], "closed", "{alert}");
+    // After the echo a reopen fires the same alert again (rule 5).
+    let (id, outcome) = d.accept_webhook(&src, &token, &fixture("04-reopen")).await;
+    assert_eq!(
+        (id.as_str(), outcome.as_str()),
+        (alert_id.as_str(), "refired")
+    );
+    let (_, alert) = d.get_alert(&alert_id).await;
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(alert["reopen_count"], 1);
+    assert_eq!(alert["resolved_by"], Value::Null);
+    let kinds: Vec<_> = alert["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["kind"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("webhook:created"));
+    assert!(kinds.contains(&"resolve:resolved".to_string()), "{kinds:?}");
+    assert!(
+        kinds.iter().any(|k| k.starts_with("close_confirmed:")),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last().map(String::as_str), Some("webhook:refired"));
+}
+
+#[tokio::test]
+async fn lenient_bodies_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let (src, token) = d.create_source("prod").await;
+
+    // A bare incident object at the top level, millisecond timestamps, unknown keys.
+    let mut bare = fixture_json("01-new")["incident"].clone();
+    bare["id"] = json!("bare-1");
+    bare["updated_at"] = json!(1_732_600_030_000_i64);
+    bare["changed_at"] = json!(1_732_600_030_000_i64);
+    bare["something_new"] = json!({"nested": [1, 2, 3]});
+    let (alert_id, outcome) = d
+        .accept_webhook(&src, &token, &serde_json::to_vec(&bare).unwrap())
+        .await;
+    assert_eq!(outcome, "created");
+    // A later close stamped in seconds applies: had the milliseconds not been normalised,
+    // 1_732_600_030_000 > 1_732_601_200 would make it stale.
+    let mut secs = fixture_json("03-closed");
+    secs["incident"]["id"] = json!("bare-1");
+    let (id, outcome) = d
+        .accept_webhook(&src, &token, &serde_json::to_vec(&secs).unwrap())
+        .await;
+    assert_eq!(
+        (id.as_str(), outcome.as_str()),
+        (alert_id.as_str(), "resolved")
+    );
+
+    // Only an id: still a valid event.
+    let (_, outcome) = d
+        .accept_webhook(&src, &token, br#"{"incident":{"id":"minimal"}}"#)
+        .await;
+    assert_eq!(outcome, "created");
+    let listing = d.list_alerts("incident_id=minimal").await;
+    assert_eq!(listing["alerts"][0]["title"], "BigPanda incident minimal");
+}
