@@ -1040,3 +1040,53 @@ async fn lenient_bodies_are_accepted() {
     let listing = d.list_alerts("incident_id=minimal").await;
     assert_eq!(listing["alerts"][0]["title"], "BigPanda incident minimal");
 }
+
+/// The value of an unlabelled gauge or counter in `/metrics`.
+async fn metric(d: &Daemon, name: &str) -> f64 {
+    let (status, text) = d.get_text("/metrics").await;
+    assert_eq!(status, 200);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+}
+
+#[tokio::test]
+async fn idle_actors_stop_and_reload_their_alert_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--idle-actor-timeout", "200ms"]);
+    let (src, token) = d.create_source("prod").await;
+    let (alert_id, _) = d.accept_webhook(&src, &token, &fixture("01-new")).await;
+    d.accept_webhook(&src, &token, &fixture("02-updated")).await;
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&d, "pandabridge_live_actors").await > 0.0 {
+        assert!(Instant::now() < deadline, "idle actor never stopped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A fresh actor must know the version and last event applied before it stopped.
+    let mut got = Vec::new();
+    for name in ["01-new", "02-updated", "03-closed"] {
+        let (id, outcome) = d.accept_webhook(&src, &token, &fixture(name)).await;
+        assert_eq!(id, alert_id);
+        got.push(outcome);
+    }
+    assert_eq!(got, ["stale", "duplicate", "resolved"]);
+    assert!(metric(&d, "pandabridge_live_actors").await >= 1.0);
+}
+
+#[tokio::test]
+async fn sigint_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path(), &[]);
+    let (src, token) = d.create_source("prod").await;
+    d.accept_webhook(&src, &token, &fixture("01-new")).await;
+    d.signal("INT");
+    let status = d.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "SIGINT exit: {status}\n{}", d.stderr());
+    drop(d);
+    let d = Daemon::start(dir.path(), &[]);
+    assert_eq!(
+        d.list_alerts("").await["alerts"].as_array().unwrap().len(),
+        1
+    );
+}

@@ -184,11 +184,16 @@ impl Daemon {
 
     /// Sends SIGTERM (a graceful shutdown).
     pub fn stop(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, ...) with kill(1): tests need no unsafe code.
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
     }
 
     /// Sends SIGKILL (a crash).
