@@ -1090,3 +1090,44 @@ async fn sigint_shuts_down_cleanly() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_of_one_incident_create_one_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = std::sync::Arc::new(Daemon::start(dir.path(), &[]));
+    let (src, token) = d.create_source("prod").await;
+
+    // 16 copies of the same new incident and one new incident each for 8 others, all at once.
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (d, src, token) = (d.clone(), src.clone(), token.clone());
+        let incident = if i < 16 {
+            "racy".to_string()
+        } else {
+            format!("other-{i}")
+        };
+        tasks.push(tokio::spawn(async move {
+            let body = with_incident_id("01-new", &incident);
+            let (id, outcome) = d.accept_webhook(&src, &token, &body).await;
+            (incident, id, outcome)
+        }));
+    }
+    let mut racy = Vec::new();
+    for t in tasks {
+        let (incident, id, outcome) = t.await.unwrap();
+        if incident == "racy" {
+            racy.push((id, outcome));
+        } else {
+            assert_eq!(outcome, "created", "{incident}");
+        }
+    }
+    assert!(racy.iter().all(|(id, _)| id == &racy[0].0), "{racy:?}");
+    let created = racy.iter().filter(|(_, o)| o == "created").count();
+    let duplicates = racy.iter().filter(|(_, o)| o == "duplicate").count();
+    assert_eq!((created, duplicates), (1, 15), "{racy:?}");
+
+    let listing = d.list_alerts("").await;
+    assert_eq!(listing["alerts"].as_array().unwrap().len(), 9);
+    let (_, alert) = d.get_alert(&racy[0].0).await;
+    assert_eq!(outcomes(&alert["events"], "webhook").len(), 16);
+}
