@@ -219,8 +219,9 @@ async fn bad_webhook_bodies_are_rejected_without_state_change() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
     let (src, token) = d.create_source("prod").await;
-    d.accept_webhook(&src, &token, &fixture("01-new")).await;
+    let (alert_id, _) = d.accept_webhook(&src, &token, &fixture("01-new")).await;
     let before = d.list_alerts("").await;
+    let (_, alert_before) = d.get_alert(&alert_id).await;
 
     let big = {
         // Valid JSON that is too large: 2 MiB of padding in an ignored field.
@@ -280,6 +281,13 @@ async fn bad_webhook_bodies_are_rejected_without_state_change() {
             415,
             "unsupported_media_type",
         ),
+        (
+            "text/plain update of the existing incident",
+            fixture("02-updated"),
+            Some("text/plain"),
+            415,
+            "unsupported_media_type",
+        ),
     ];
     for (what, body, ct, want_status, want_code) in cases {
         let (status, reply) = d.post_webhook(&src, &token, &body, ct).await;
@@ -303,6 +311,11 @@ async fn bad_webhook_bodies_are_rejected_without_state_change() {
         d.list_alerts("").await,
         before,
         "a rejected webhook changed state"
+    );
+    let (_, alert_after) = d.get_alert(&alert_id).await;
+    assert_eq!(
+        alert_after, alert_before,
+        "a rejected webhook reached the history"
     );
 
     let (status, reply) = d
