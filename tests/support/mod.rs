@@ -1,2 +1,6 @@
+//! Shared helpers for the black-box tests in `tests/`. Each test binary uses a different
+//! subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
+
+pub mod daemon;
 pub mod fake_bigpanda;
