@@ -34,7 +34,6 @@ fn main() -> std::process::ExitCode {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("pandabridge: {e}");
-                    tracing::error!(error = %e, "pandabridge could not start.");
                     std::process::ExitCode::FAILURE
                 }
             }

@@ -220,6 +220,15 @@ fn list_alerts(app: &App, query: &str) -> Result<Response, ApiError> {
         incident_id: q.incident_id.filter(|s| !s.is_empty()),
     };
     let cursor = q.cursor.filter(|c| !c.is_empty());
+    // Cursors are alert ids (ULIDs); anything else cannot have come from a previous page.
+    if let Some(c) = &cursor {
+        if ulid::Ulid::from_string(c).is_err() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "cursor is not one this API returned (use next_cursor from the previous page)",
+            ));
+        }
+    }
     let (alerts, next) = app
         .engine
         .store()
