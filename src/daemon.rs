@@ -13,6 +13,7 @@ use crate::bigpanda::client::BigPandaApi;
 use crate::config::{self, ServeConfig};
 use crate::engine::closer::{Closer, CloserArgs, CloserMsg};
 use crate::engine::{Engine, EngineOptions};
+use crate::http::server::ServerLimits;
 use crate::http::{routes, App};
 use crate::integration::Integration;
 use crate::metrics::Metrics;
@@ -126,6 +127,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
         admin_token: admin.expose().to_string(),
         public_url: public_url.clone(),
         max_body_bytes: cfg.max_body_bytes,
+        body_read_timeout: cfg.body_read_timeout,
         inflight: Arc::new(Semaphore::new(cfg.max_in_flight)),
         accepting: AtomicBool::new(true),
         integration: Some(Arc::new(integration)),
@@ -135,12 +137,18 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
         .map_err(|e| StartError::DataDir(e.to_string()))?;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = warp::serve(routes(Arc::clone(&app)))
-        .incoming(listener)
-        .graceful(async move {
+    let limits = ServerLimits {
+        header_read_timeout: cfg.header_read_timeout,
+        max_connections: cfg.max_connections,
+    };
+    let server = tokio::spawn(crate::http::server::serve(
+        listener,
+        routes(Arc::clone(&app)),
+        limits,
+        async move {
             let _ = stop_rx.await;
-        });
-    let server = tokio::spawn(server.run());
+        },
+    ));
     tracing::info!(listen = %bound, public_url = %public_url, data_dir = %cfg.data_dir.display(),
         "pandabridge is ready to serve.");
 

@@ -42,6 +42,12 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
 pub const DEFAULT_IDLE_ACTOR_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Default for `--max-in-flight`.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+/// Default for `--header-read-timeout`: also how long an idle keep-alive connection is kept.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default for `--body-read-timeout`.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for `--max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Default for `--token-grace`.
 pub const DEFAULT_TOKEN_GRACE: Duration = Duration::from_secs(60 * 60);
 /// Default for the admin CLI's `--url` (CONTRACT §5).
@@ -129,6 +135,20 @@ pub struct ServeArgs {
     #[arg(long, env = "PANDABRIDGE_TOKEN_GRACE", value_name = "DURATION")]
     pub token_grace: Option<String>,
 
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection stays open. [default: 15s]
+    #[arg(long, env = "PANDABRIDGE_HEADER_READ_TIMEOUT", value_name = "DURATION")]
+    pub header_read_timeout: Option<String>,
+
+    /// How long a client may take to send a request's body; slower gets 408. [default: 30s]
+    #[arg(long, env = "PANDABRIDGE_BODY_READ_TIMEOUT", value_name = "DURATION")]
+    pub body_read_timeout: Option<String>,
+
+    /// Open client connections at most; beyond it new connections wait in the kernel's
+    /// accept queue. [default: 4096]
+    #[arg(long, env = "PANDABRIDGE_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<String>,
+
     /// Log format on stderr: text or json. Verbosity comes from RUST_LOG. [default: text]
     #[arg(long, env = "PANDABRIDGE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -149,6 +169,9 @@ impl fmt::Debug for ServeArgs {
             .field("idle_actor_timeout", &self.idle_actor_timeout)
             .field("max_in_flight", &self.max_in_flight)
             .field("token_grace", &self.token_grace)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("max_connections", &self.max_connections)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -316,6 +339,9 @@ pub struct ServeFile {
     pub idle_actor_timeout: Option<String>,
     pub max_in_flight: Option<usize>,
     pub token_grace: Option<String>,
+    pub header_read_timeout: Option<String>,
+    pub body_read_timeout: Option<String>,
+    pub max_connections: Option<usize>,
     pub log_format: Option<String>,
 }
 
@@ -331,6 +357,9 @@ const FILE_KEYS: &[&str] = &[
     "idle_actor_timeout",
     "max_in_flight",
     "token_grace",
+    "header_read_timeout",
+    "body_read_timeout",
+    "max_connections",
     "log_format",
 ];
 
@@ -346,6 +375,9 @@ impl fmt::Debug for ServeFile {
             .field("idle_actor_timeout", &self.idle_actor_timeout)
             .field("max_in_flight", &self.max_in_flight)
             .field("token_grace", &self.token_grace)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("max_connections", &self.max_connections)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -366,6 +398,9 @@ pub struct ServeConfig {
     pub idle_actor_timeout: Duration,
     pub max_in_flight: usize,
     pub token_grace: Duration,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_connections: usize,
     pub log_format: LogFormat,
     /// The file the settings were merged with, for the startup log line.
     pub config_file: Option<PathBuf>,
@@ -395,6 +430,9 @@ impl fmt::Debug for ServeConfig {
             .field("idle_actor_timeout", &self.idle_actor_timeout)
             .field("max_in_flight", &self.max_in_flight)
             .field("token_grace", &self.token_grace)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("max_connections", &self.max_connections)
             .field("log_format", &self.log_format)
             .field("config_file", &self.config_file)
             .finish()
@@ -543,6 +581,34 @@ pub fn merge(args: ServeArgs, file: Option<ServeFile>) -> Result<ServeConfig, Co
         DEFAULT_TOKEN_GRACE,
         parse_duration,
     )?;
+    let nonzero_duration = |s: &str| {
+        let d = parse_duration(s)?;
+        if d.is_zero() {
+            return Err("must be greater than 0".to_owned());
+        }
+        Ok(d)
+    };
+    let header_read_timeout = layers.pick(
+        "header-read-timeout",
+        args.header_read_timeout,
+        file.header_read_timeout,
+        DEFAULT_HEADER_READ_TIMEOUT,
+        nonzero_duration,
+    )?;
+    let body_read_timeout = layers.pick(
+        "body-read-timeout",
+        args.body_read_timeout,
+        file.body_read_timeout,
+        DEFAULT_BODY_READ_TIMEOUT,
+        nonzero_duration,
+    )?;
+    let max_connections = layers.pick(
+        "max-connections",
+        args.max_connections,
+        file.max_connections.map(|n| n.to_string()),
+        DEFAULT_MAX_CONNECTIONS,
+        positive_int::<usize>,
+    )?;
     let log_format = layers.pick(
         "log-format",
         args.log_format,
@@ -561,6 +627,9 @@ pub fn merge(args: ServeArgs, file: Option<ServeFile>) -> Result<ServeConfig, Co
         idle_actor_timeout,
         max_in_flight,
         token_grace,
+        header_read_timeout,
+        body_read_timeout,
+        max_connections,
         log_format,
         config_file: args.config,
     })

@@ -50,6 +50,9 @@ fn serve_env_names_match_the_contract() {
         ("idle-actor-timeout", "PANDABRIDGE_IDLE_ACTOR_TIMEOUT"),
         ("max-in-flight", "PANDABRIDGE_MAX_IN_FLIGHT"),
         ("token-grace", "PANDABRIDGE_TOKEN_GRACE"),
+        ("header-read-timeout", "PANDABRIDGE_HEADER_READ_TIMEOUT"),
+        ("body-read-timeout", "PANDABRIDGE_BODY_READ_TIMEOUT"),
+        ("max-connections", "PANDABRIDGE_MAX_CONNECTIONS"),
         ("log-format", "PANDABRIDGE_LOG_FORMAT"),
     ];
     let expected: BTreeMap<String, String> = expected
@@ -93,6 +96,9 @@ fn file_with_every_key_parses() {
         idle_actor_timeout = "90s"
         max_in_flight = 16
         token_grace = "2h"
+        header_read_timeout = "5s"
+        body_read_timeout = "7s"
+        max_connections = 99
         log_format = "json"
         "#,
     );
@@ -106,6 +112,9 @@ fn file_with_every_key_parses() {
     assert_eq!(c.idle_actor_timeout, Duration::from_secs(90));
     assert_eq!(c.max_in_flight, 16);
     assert_eq!(c.token_grace, Duration::from_secs(7200));
+    assert_eq!(c.header_read_timeout, Duration::from_secs(5));
+    assert_eq!(c.body_read_timeout, Duration::from_secs(7));
+    assert_eq!(c.max_connections, 99);
     assert_eq!(c.log_format, LogFormat::Json);
 }
 

@@ -6,6 +6,7 @@
 
 mod admin;
 pub mod error;
+pub mod server;
 pub mod views;
 mod webhook;
 
@@ -35,6 +36,8 @@ pub struct App {
     /// Base of callback URLs, e.g. `https://pandabridge.example.com`, no trailing slash.
     pub public_url: String,
     pub max_body_bytes: u64,
+    /// A body not fully received within this time gets 408.
+    pub body_read_timeout: std::time::Duration,
     /// Webhooks being processed at once; beyond it new ones get 503 (backpressure).
     pub inflight: Arc<Semaphore>,
     /// False once shutdown begins: new webhooks get 503.
@@ -144,7 +147,22 @@ fn body(
                     format!("request body is larger than {} bytes", app.max_body_bytes),
                 ));
             }
-            read_limited(stream, app.max_body_bytes).await
+            match tokio::time::timeout(
+                app.body_read_timeout,
+                read_limited(stream, app.max_body_bytes),
+            )
+            .await
+            {
+                Ok(body) => body,
+                Err(_) => Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!(
+                        "the request body did not arrive within {}",
+                        humantime::format_duration(app.body_read_timeout)
+                    ),
+                )),
+            }
         })
 }
 
