@@ -141,6 +141,16 @@ async fn route(
                 _ => Err(method_not_allowed()),
             }
         }
+        #[cfg(feature = "fault-injection")]
+        (["_faults"], &Method::PUT) => {
+            #[derive(Deserialize)]
+            struct Faults {
+                store_failing: bool,
+            }
+            let req: Faults = parse_body(body)?;
+            app.engine.store().faults().set_failing(req.store_failing);
+            ok(serde_json::json!({ "store_failing": req.store_failing }))
+        }
         (["alerts", ..], _) => Err(method_not_allowed()),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
