@@ -6,8 +6,8 @@
 //! sequence over two or three incidents, interleaved: webhooks from each incident's snapshot
 //! pool (duplicates, stale and missing versions, open, closed and silent), local resolves,
 //! operator retries, close results for the current or an older epoch with every reply kind,
-//! restarts (shutdown, store closed and reopened from the same directory, a new engine, sometimes
-//! with a 50 ms idle timeout), and waits that let idle actors retire, so that the next input
+//! restarts (shutdown, store closed and reopened from the same directory, a new engine whose idle
+//! timeout is 300 s, 50 ms or 1 ms), and waits that let idle actors retire, so that the next input
 //! respawns the actor from the store or races its retirement. The model is the one
 //! `lifecycle_model.rs` checks the pure `step` against (`support/model.rs`).
 //!
@@ -21,8 +21,8 @@
 //!
 //! Cost: every case opens sled and every step waits for an fsync, so the default is 48 cases of
 //! up to 30 operations; `PROPTEST_CASES` overrides it. Measured on the shared 2-core dev machine,
-//! debug build, `cargo test --test engine_model`: 5-8 s for the 48 default cases (most of it
-//! waiting on fsyncs and the idle-timeout pauses, not CPU); `PROPTEST_CASES=1000` took 113 s.
+//! debug build, `cargo test --test engine_model`: 6-8 s for the 48 default cases (most of it
+//! waiting on fsyncs and the idle-timeout pauses, not CPU); `PROPTEST_CASES=400` took 59 s.
 
 mod support;
 
@@ -48,9 +48,32 @@ use support::model::{
 /// alerts, since an alert is per (source, incident).
 const KEYS: [(&str, &str); 3] = [("src-a", "inc-1"), ("src-a", "inc-2"), ("src-b", "inc-1")];
 
-/// Short enough that actors retire between operations when a case waits for it.
-const TINY_IDLE: Duration = Duration::from_millis(50);
-const LONG_IDLE: Duration = Duration::from_secs(300);
+/// The engine's idle timeout, chosen per start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Idle {
+    /// Actors never retire within a case.
+    Long,
+    /// Actors retire between operations when a case waits for it.
+    Short,
+    /// Every sweep (each 50 ms) retires whatever the current operation is not using, so inputs
+    /// also arrive while their actor is retiring. The window is microseconds wide: measured, an
+    /// input waits in the router's retiring queue about once per 48 cases.
+    Instant,
+}
+
+impl Idle {
+    fn timeout(self) -> Duration {
+        match self {
+            Idle::Long => Duration::from_secs(300),
+            Idle::Short => Duration::from_millis(50),
+            Idle::Instant => Duration::from_millis(1),
+        }
+    }
+}
+
+fn idle() -> impl Strategy<Value = Idle> {
+    prop::sample::select(vec![Idle::Long, Idle::Short, Idle::Instant])
+}
 
 /// How long retirement may take before it counts as never happening.
 const RETIRE_DEADLINE: Duration = Duration::from_secs(10);
@@ -65,17 +88,17 @@ enum EngineOp {
     /// model's `Restart` restarts the whole engine, keeping its idle timeout.
     On { inc: usize, op: Op },
     /// Restart with a new idle timeout.
-    Restart { tiny_idle: bool },
-    /// With a tiny idle timeout, wait until every actor has retired; otherwise a no-op.
+    Restart { idle: Idle },
+    /// Unless the idle timeout is long, wait until every actor has retired; otherwise a no-op.
     Retire,
-    /// A pause about as long as the tiny idle timeout, so the next input may race a retirement.
+    /// A pause about as long as the short idle timeout, so the next input may race a retirement.
     Sleep(u64),
 }
 
 fn engine_op() -> impl Strategy<Value = EngineOp> {
     prop_oneof![
         14 => (0usize..3, op()).prop_map(|(inc, op)| EngineOp::On { inc, op }),
-        1 => any::<bool>().prop_map(|tiny_idle| EngineOp::Restart { tiny_idle }),
+        1 => idle().prop_map(|idle| EngineOp::Restart { idle }),
         1 => Just(EngineOp::Retire),
         1 => (20u64..=80).prop_map(EngineOp::Sleep),
     ]
@@ -87,7 +110,7 @@ struct Case {
     /// One snapshot pool per incident of `KEYS`.
     pools: Vec<Vec<Snapshot>>,
     ops: Vec<EngineOp>,
-    tiny_idle: bool,
+    idle: Idle,
     /// For the finishing phase: true answers 2xx, false answers 404.
     finish_delivered: bool,
 }
@@ -97,18 +120,16 @@ fn case() -> impl Strategy<Value = Case> {
         2usize..=3,
         prop::collection::vec(snapshot_pool(), KEYS.len()),
         prop::collection::vec(engine_op(), 1..=30),
-        any::<bool>(),
+        idle(),
         any::<bool>(),
     )
-        .prop_map(
-            |(incidents, pools, ops, tiny_idle, finish_delivered)| Case {
-                incidents,
-                pools,
-                ops,
-                tiny_idle,
-                finish_delivered,
-            },
-        )
+        .prop_map(|(incidents, pools, ops, idle, finish_delivered)| Case {
+            incidents,
+            pools,
+            ops,
+            idle,
+            finish_delivered,
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,13 +139,13 @@ fn case() -> impl Strategy<Value = Case> {
 struct Running {
     engine: Engine,
     store: Store,
-    tiny_idle: bool,
+    idle: Idle,
 }
 
-async fn start(dir: &Path, tiny_idle: bool) -> Result<Running, TestCaseError> {
+async fn start(dir: &Path, idle: Idle) -> Result<Running, TestCaseError> {
     let store = Store::open(dir, &StoreOptions::default())
         .map_err(|e| TestCaseError::fail(format!("cannot open the store: {e}")))?;
-    let idle_timeout = if tiny_idle { TINY_IDLE } else { LONG_IDLE };
+    let idle_timeout = idle.timeout();
     let engine = Engine::start(
         store.clone(),
         Metrics::new(),
@@ -135,7 +156,7 @@ async fn start(dir: &Path, tiny_idle: bool) -> Result<Running, TestCaseError> {
     Ok(Running {
         engine,
         store,
-        tiny_idle,
+        idle,
     })
 }
 
@@ -385,15 +406,11 @@ async fn step(
 
 /// Stops the running engine, then starts another on the same directory. The old engine and store
 /// are gone before the new open, as after a process restart.
-async fn restart(
-    dir: &Path,
-    slot: &mut Option<Running>,
-    tiny_idle: bool,
-) -> Result<(), TestCaseError> {
+async fn restart(dir: &Path, slot: &mut Option<Running>, idle: Idle) -> Result<(), TestCaseError> {
     if let Some(old) = slot.take() {
         stop(old).await;
     }
-    *slot = Some(start(dir, tiny_idle).await?);
+    *slot = Some(start(dir, idle).await?);
     Ok(())
 }
 
@@ -418,7 +435,7 @@ async fn run_case(case: Case) -> Result<(), TestCaseError> {
         })
         .collect();
     let mut incidents: Vec<Incident> = (0..case.incidents).map(|_| Incident::default()).collect();
-    let mut slot = Some(start(dir.path(), case.tiny_idle).await?);
+    let mut slot = Some(start(dir.path(), case.idle).await?);
 
     let result = async {
         for (i, eop) in case.ops.iter().enumerate() {
@@ -432,18 +449,18 @@ async fn run_case(case: Case) -> Result<(), TestCaseError> {
                             step(running, &mut incidents, k, input, expect, &what).await?
                         }
                         None => {
-                            let tiny = running.tiny_idle;
-                            restart(dir.path(), &mut slot, tiny).await?;
+                            let idle = running.idle;
+                            restart(dir.path(), &mut slot, idle).await?;
                             check_all(live(&slot)?, &mut incidents, None, &what).await?;
                         }
                     }
                 }
-                EngineOp::Restart { tiny_idle } => {
-                    restart(dir.path(), &mut slot, *tiny_idle).await?;
+                EngineOp::Restart { idle } => {
+                    restart(dir.path(), &mut slot, *idle).await?;
                     check_all(live(&slot)?, &mut incidents, None, &what).await?;
                 }
                 EngineOp::Retire => {
-                    if running.tiny_idle {
+                    if running.idle != Idle::Long {
                         let deadline = tokio::time::Instant::now() + RETIRE_DEADLINE;
                         while running.engine.live_actors().await != 0 {
                             prop_assert!(
