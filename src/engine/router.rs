@@ -40,6 +40,9 @@ enum Slot {
 
 pub struct Router;
 
+/// How long the router waits for its incident actors to stop when it stops.
+const CHILD_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub struct RouterState {
     shared: Arc<Shared>,
     idle_timeout: Duration,
@@ -84,6 +87,26 @@ impl Actor for Router {
             RouterMsg::LiveActors(reply) => {
                 let _ = reply.send(state.keys.len());
             }
+        }
+        Ok(())
+    }
+
+    /// Stops the incident actors and waits for them, so that once `Engine::shutdown` returns no
+    /// actor still holds the store. Left to ractor, a stopping supervisor only kills its children
+    /// without waiting: they kept sled open (an in-process reopen failed on sled's file lock) and
+    /// could still be writing when `shutdown` closed the store.
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _state: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Not `stop_children_and_wait`: it does not wait for a child already stopping (retiring).
+        let children = myself.get_children();
+        for child in &children {
+            child.stop(Some("shutdown".into()));
+        }
+        for child in children {
+            let _ = child.wait(Some(CHILD_STOP_TIMEOUT)).await;
         }
         Ok(())
     }

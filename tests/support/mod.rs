@@ -4,3 +4,4 @@
 
 pub mod daemon;
 pub mod fake_bigpanda;
+pub mod model;
