@@ -90,6 +90,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
         Arc::clone(&metrics),
         EngineOptions {
             idle_timeout: cfg.idle_actor_timeout,
+            ..EngineOptions::default()
         },
     )
     .await

@@ -149,7 +149,10 @@ async fn start(dir: &Path, idle: Idle) -> Result<Running, TestCaseError> {
     let engine = Engine::start(
         store.clone(),
         Metrics::new(),
-        EngineOptions { idle_timeout },
+        EngineOptions {
+            idle_timeout,
+            ..Default::default()
+        },
     )
     .await
     .map_err(TestCaseError::fail)?;

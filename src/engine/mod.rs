@@ -102,12 +102,19 @@ pub struct Engine {
 pub struct EngineOptions {
     /// Incident actors with no input for this long are stopped; their state stays in the store.
     pub idle_timeout: Duration,
+    /// At most this many incident actors live at once (about 8 KB each); beyond it the least
+    /// recently used retire early.
+    pub max_live_actors: usize,
 }
+
+/// Default cap on live incident actors: ~80 MB of actors at most.
+pub const DEFAULT_MAX_LIVE_ACTORS: usize = 10_000;
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             idle_timeout: Duration::from_secs(300),
+            max_live_actors: DEFAULT_MAX_LIVE_ACTORS,
         }
     }
 }
@@ -127,6 +134,7 @@ impl Engine {
         let args = RouterArgs {
             shared: Arc::clone(&shared),
             idle_timeout: opts.idle_timeout,
+            max_live: opts.max_live_actors,
         };
         let (router, _join) = Actor::spawn(None, Router, args)
             .await
@@ -189,21 +197,24 @@ impl Engine {
                     // Twice is a pattern, not bad luck: quarantine the event so that BigPanda,
                     // which resends until it gets a 2xx, stops feeding it to us.
                     (Err(EngineError::ActorLost), Input::Webhook(snap)) => {
-                        self.shared.metrics.poison_events.inc();
-                        tracing::error!(source_id = %key.source_id, incident_id = %key.incident_id,
-                            event_type = %snap.event_type.as_str(),
-                            "A webhook crashed its incident actor twice; it is quarantined in the alert's history.");
+                        let event_type = snap.event_type.as_str().to_string();
                         let quarantine = Input::Quarantine {
                             incident_id: snap.incident_id,
                             event_type: snap.event_type,
                             version: snap.version,
                             reason: "processing this event crashed the incident actor twice".into(),
                         };
-                        self.ask(key, |reply| IncidentMsg::Apply {
-                            input: quarantine,
-                            reply,
-                        })
-                        .await?
+                        let quarantined = self
+                            .ask(key, |reply| IncidentMsg::Apply {
+                                input: quarantine,
+                                reply,
+                            })
+                            .await?;
+                        self.shared.metrics.poison_events.inc();
+                        tracing::error!(source_id = %key.source_id, incident_id = %key.incident_id,
+                            event_type = %event_type,
+                            "A webhook crashed its incident actor twice; it is quarantined in the alert's history.");
+                        quarantined
                     }
                     (again, _) => again?,
                 }

@@ -46,6 +46,7 @@ const CHILD_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct RouterState {
     shared: Arc<Shared>,
     idle_timeout: Duration,
+    max_live: usize,
     slots: HashMap<AlertKey, Slot>,
     keys: HashMap<ActorId, AlertKey>,
 }
@@ -53,6 +54,9 @@ pub struct RouterState {
 pub struct RouterArgs {
     pub shared: Arc<Shared>,
     pub idle_timeout: Duration,
+    /// Live actors beyond this retire the least recently used, so memory stays bounded even
+    /// when many incidents are touched within one idle timeout.
+    pub max_live: usize,
 }
 
 impl Actor for Router {
@@ -70,6 +74,7 @@ impl Actor for Router {
         Ok(RouterState {
             shared: args.shared,
             idle_timeout: args.idle_timeout,
+            max_live: args.max_live.max(1),
             slots: HashMap::new(),
             keys: HashMap::new(),
         })
@@ -131,6 +136,19 @@ impl Actor for Router {
     }
 }
 
+/// Tells a live actor to retire. `Retire` goes through the mailbox, behind every input already
+/// routed to it; inputs routed later wait in the slot for its successor.
+fn retire(slot: &mut Slot) {
+    if let Slot::Live { actor, .. } = slot {
+        let actor_id = actor.get_id();
+        let _ = actor.cast(IncidentMsg::Retire);
+        *slot = Slot::Retiring {
+            actor_id,
+            waiting: VecDeque::new(),
+        };
+    }
+}
+
 impl RouterState {
     async fn route(&mut self, myself: &ActorRef<RouterMsg>, key: AlertKey, msg: IncidentMsg) {
         match self.slots.get_mut(&key) {
@@ -183,22 +201,44 @@ impl RouterState {
                 tracing::warn!(incident_id = %key.incident_id, error = %e, "Could not start the incident actor.")
             }
         }
+        self.evict_if_over_cap();
         self.shared.metrics.live_actors.set(self.keys.len() as i64);
     }
 
     fn sweep(&mut self) {
         let now = Instant::now();
         for slot in self.slots.values_mut() {
-            if let Slot::Live { actor, last_used } = slot {
+            if let Slot::Live { last_used, .. } = slot {
                 if now.duration_since(*last_used) >= self.idle_timeout {
-                    let actor_id = actor.get_id();
-                    // Retire goes through the mailbox, behind every input already routed.
-                    let _ = actor.cast(IncidentMsg::Retire);
-                    *slot = Slot::Retiring {
-                        actor_id,
-                        waiting: VecDeque::new(),
-                    };
+                    retire(slot);
                 }
+            }
+        }
+    }
+
+    /// Over the cap, retires the least recently used tenth of the live actors at once, so the
+    /// O(n) scan is paid once per many spawns rather than on each.
+    fn evict_if_over_cap(&mut self) {
+        if self.slots.len() <= self.max_live {
+            return;
+        }
+        let mut live: Vec<(Instant, AlertKey)> = self
+            .slots
+            .iter()
+            .filter_map(|(k, s)| match s {
+                Slot::Live { last_used, .. } => Some((*last_used, k.clone())),
+                Slot::Retiring { .. } => None,
+            })
+            .collect();
+        let target = self.max_live - self.max_live / 10;
+        let excess = live.len().saturating_sub(target);
+        if excess == 0 {
+            return;
+        }
+        live.select_nth_unstable_by_key(excess - 1, |(t, _)| *t);
+        for (_, key) in live.into_iter().take(excess) {
+            if let Some(slot) = self.slots.get_mut(&key) {
+                retire(slot);
             }
         }
     }

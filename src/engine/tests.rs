@@ -19,9 +19,16 @@ fn snap(incident: &str, open: bool, version: i64) -> Snapshot {
 
 async fn engine(dir: &std::path::Path, idle: Duration) -> Engine {
     let store = Store::open(dir, &StoreOptions::default()).unwrap();
-    Engine::start(store, Metrics::new(), EngineOptions { idle_timeout: idle })
-        .await
-        .unwrap()
+    Engine::start(
+        store,
+        Metrics::new(),
+        EngineOptions {
+            idle_timeout: idle,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
 }
 
 fn key(incident: &str) -> AlertKey {
@@ -189,5 +196,45 @@ async fn a_crash_is_retried_once_and_a_poison_event_is_quarantined() {
         .unwrap();
     assert_eq!(resolved.outcome, Outcome::Resolved);
     assert_eq!(resolved.alert.id, q.alert.id);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn live_actors_stay_under_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let engine = Engine::start(
+        store,
+        Metrics::new(),
+        EngineOptions {
+            idle_timeout: Duration::from_secs(600),
+            max_live_actors: 20,
+        },
+    )
+    .await
+    .unwrap();
+    for i in 0..100 {
+        let incident = format!("inc-{i}");
+        engine
+            .apply(&key(&incident), Input::Webhook(snap(&incident, true, 1)))
+            .await
+            .unwrap();
+    }
+    // Retirement is asynchronous: allow the last retirees to finish.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while engine.live_actors().await > 20 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "live actors never dropped to the cap"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Evicted incidents come back with their state.
+    let again = engine
+        .apply(&key("inc-0"), Input::Webhook(snap("inc-0", false, 2)))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::Resolved);
+    assert_eq!(engine.store().count_alerts(), 100);
     engine.shutdown().await;
 }
