@@ -30,7 +30,12 @@ pub struct Metrics {
     pub outbox_oldest_age_seconds: Gauge<f64, AtomicU64>,
     pub integration_healthy: Gauge,
     pub request_duration: Family<Labels, Histogram>,
+    /// Pre-created per route, so observing a request allocates nothing.
+    route_histograms: Vec<(&'static str, Histogram)>,
 }
+
+/// The `route` label values of the request latency histogram.
+pub const ROUTES: [&str; 4] = ["webhook", "admin", "metrics", "health"];
 
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
@@ -108,6 +113,17 @@ impl Metrics {
             "HTTP request latency, by route",
             request_duration.clone(),
         );
+        let route_histograms = ROUTES
+            .iter()
+            .map(|r| {
+                (
+                    *r,
+                    request_duration
+                        .get_or_create(&vec![("route", r.to_string())])
+                        .clone(),
+                )
+            })
+            .collect();
         Arc::new(Metrics {
             registry,
             events,
@@ -121,6 +137,7 @@ impl Metrics {
             outbox_oldest_age_seconds,
             integration_healthy,
             request_duration,
+            route_histograms,
         })
     }
 
@@ -150,9 +167,13 @@ impl Metrics {
     }
 
     pub fn observe_request(&self, route: &'static str, seconds: f64) {
-        self.request_duration
-            .get_or_create(&vec![("route", route.to_string())])
-            .observe(seconds);
+        match self.route_histograms.iter().find(|(r, _)| *r == route) {
+            Some((_, h)) => h.observe(seconds),
+            None => self
+                .request_duration
+                .get_or_create(&vec![("route", route.to_string())])
+                .observe(seconds),
+        }
     }
 
     /// The Prometheus text exposition.

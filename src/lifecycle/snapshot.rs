@@ -89,6 +89,12 @@ impl Snapshot {
         // Struct fields serialise in declaration order and carry no maps, so the bytes are stable.
         let bytes = serde_json::to_vec(self).unwrap_or_default();
         let hash = Sha256::digest(&bytes);
-        hash[..16].iter().map(|b| format!("{b:02x}")).collect()
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(32);
+        for b in &hash[..16] {
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        }
+        out
     }
 }
