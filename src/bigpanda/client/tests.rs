@@ -300,7 +300,10 @@ fn max_in_window_counts_inclusively() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    // 200 cases by default (each case runs up to 3,000 acquisitions); PROPTEST_CASES raises it.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(200)
+    ))]
 
     /// Callers arriving at random times (bursts and pauses), each taking a slot when offered or
     /// coming back when told: no 1 s window ever holds more than 5 starts.
