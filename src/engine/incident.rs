@@ -7,16 +7,14 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
 
 use crate::lifecycle::{self, Alert, Ctx, Effect, Input};
-use crate::store::{Durable, Store};
+use crate::store::Store;
 
 use super::{AlertKey, EngineError, Shared};
 
-/// What a caller gets back from an applied input: the new alert and the outcome, plus the
-/// ticket that resolves once the step is on disk.
+/// What a caller gets back from an applied input, once it is on disk.
 pub struct Pending {
     pub alert: Alert,
     pub outcome: lifecycle::Outcome,
-    pub durable: Durable,
 }
 
 // Moved, never copied, once per input: boxing would only add an allocation per webhook.
@@ -77,7 +75,7 @@ impl Actor for IncidentActor {
             IncidentMsg::Apply { input, reply } => {
                 #[cfg(feature = "fault-injection")]
                 crate::faults::before_apply(&input);
-                let result = apply(state, input);
+                let result = apply(state, input).await;
                 let _ = reply.send(result);
             }
             IncidentMsg::ClaimClose { epoch, reply } => {
@@ -101,9 +99,11 @@ fn load(store: &Store, key: &AlertKey) -> Result<Option<Alert>, EngineError> {
     }
 }
 
-/// One step: compute, persist, then (and only then) adopt the new state. A failed write leaves
-/// the actor's state as it was, so memory never runs ahead of the store.
-fn apply(state: &mut IncidentState, input: Input) -> Result<Pending, EngineError> {
+/// One step: compute, persist, wait for the flush, and only then adopt the new state and
+/// answer. A failed write or flush leaves the actor's state as it was and reverts the tree, so
+/// neither memory nor the store runs ahead of what callers were told. Waiting here serialises
+/// only this incident's inputs on the flush; other incidents share the same group commit.
+async fn apply(state: &mut IncidentState, input: Input) -> Result<Pending, EngineError> {
     let shared = &state.shared;
     let ctx = Ctx {
         now: super::now_millis(),
@@ -117,8 +117,17 @@ fn apply(state: &mut IncidentState, input: Input) -> Result<Pending, EngineError
     let Some(step) = lifecycle::step(state.alert.as_ref(), &input, &ctx) else {
         return Err(EngineError::NotFound);
     };
-    shared.store.write_step(state.alert.as_ref(), &step)?;
-    let durable = shared.store.durable();
+    let undo = shared.store.write_step(state.alert.as_ref(), &step)?;
+    let flushed = match shared.store.durable().await {
+        Ok(result) => result,
+        Err(_) => Err(crate::store::StoreError::Closed),
+    };
+    if let Err(e) = flushed {
+        if let Err(undo_err) = shared.store.undo(undo) {
+            tracing::warn!(error = %undo_err, "Could not revert a step whose flush failed; it is unacknowledged.");
+        }
+        return Err(e.into());
+    }
     let enqueued: Vec<_> = step
         .effects
         .iter()
@@ -138,6 +147,5 @@ fn apply(state: &mut IncidentState, input: Input) -> Result<Pending, EngineError
     Ok(Pending {
         alert,
         outcome: step.outcome,
-        durable,
     })
 }

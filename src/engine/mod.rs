@@ -221,14 +221,10 @@ impl Engine {
             }
             other => other?,
         };
-        match pending.durable.await {
-            Ok(Ok(())) => Ok(Applied {
-                alert: pending.alert,
-                outcome: pending.outcome,
-            }),
-            Ok(Err(e)) => Err(EngineError::Store(e)),
-            Err(_) => Err(EngineError::ShuttingDown),
-        }
+        Ok(Applied {
+            alert: pending.alert,
+            outcome: pending.outcome,
+        })
     }
 
     /// Applies an input to an alert known by id (local resolve, retry-close, close results).

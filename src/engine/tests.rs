@@ -238,3 +238,33 @@ async fn live_actors_stay_under_the_cap() {
     assert_eq!(engine.store().count_alerts(), 100);
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_failed_flush_is_not_acknowledged_and_leaves_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), Duration::from_secs(60)).await;
+    let k = key("inc-f");
+    let first = engine
+        .apply(&k, Input::Webhook(snap("inc-f", true, 1)))
+        .await
+        .unwrap();
+
+    engine.store().faults().set_failing_flushes(true);
+    let failed = engine
+        .apply(&k, Input::Webhook(snap("inc-f", false, 2)))
+        .await;
+    assert_eq!(failed.err(), Some(EngineError::Store(StoreError::Injected)));
+    // Neither the actor nor the tree kept the unacknowledged step.
+    let stored = engine.store().alert(&first.alert.id).unwrap().unwrap();
+    assert_eq!(stored, first.alert);
+    assert_eq!(engine.store().history(&first.alert.id).unwrap().len(), 1);
+
+    engine.store().faults().set_failing_flushes(false);
+    // BigPanda resends the same event: it applies now, it is not a duplicate.
+    let resent = engine
+        .apply(&k, Input::Webhook(snap("inc-f", false, 2)))
+        .await
+        .unwrap();
+    assert_eq!(resent.outcome, Outcome::Resolved);
+    engine.shutdown().await;
+}

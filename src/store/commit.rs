@@ -52,7 +52,7 @@ pub(super) struct SledFlush {
 
 impl SledFlush {
     fn flush_once(&self) -> Result<(), StoreError> {
-        self.faults.check()?;
+        self.faults.check_flush()?;
         self.db.flush()?;
         self.log
             .sync_data()

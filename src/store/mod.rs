@@ -65,12 +65,25 @@ impl From<sled::Error> for StoreError {
 #[derive(Debug, Default)]
 pub struct Faults {
     fail_writes: AtomicBool,
+    fail_flushes: AtomicBool,
     degraded: AtomicBool,
 }
 
 impl Faults {
     pub fn set_failing(&self, failing: bool) {
         self.fail_writes.store(failing, Ordering::Relaxed);
+    }
+    /// Fails only flushes: writes reach sled's memory but never the disk (a full or broken
+    /// disk under a write cache).
+    pub fn set_failing_flushes(&self, failing: bool) {
+        self.fail_flushes.store(failing, Ordering::Relaxed);
+    }
+    fn check_flush(&self) -> Result<(), StoreError> {
+        if self.fail_flushes.load(Ordering::Relaxed) {
+            Err(StoreError::Injected)
+        } else {
+            self.check()
+        }
     }
     fn check(&self) -> Result<(), StoreError> {
         if self.fail_writes.load(Ordering::Relaxed) {
@@ -135,6 +148,34 @@ pub struct AlertFilter {
     pub status: Option<AlertStatus>,
     pub source_id: Option<String>,
     pub incident_id: Option<String>,
+}
+
+/// The inverse of one written step: restores every key it touched.
+pub struct Undo(sled::Batch);
+
+/// A batch and its inverse, built side by side.
+#[derive(Default)]
+struct Writes {
+    batch: sled::Batch,
+    undo: sled::Batch,
+}
+
+impl Writes {
+    fn set(&mut self, key: Vec<u8>, value: Vec<u8>, prior: Option<Vec<u8>>) {
+        match prior {
+            Some(old) => self.undo.insert(key.clone(), old),
+            None => self.undo.remove(key.clone()),
+        }
+        self.batch.insert(key, value);
+    }
+    /// A key that cannot exist yet (a new alert's indexes, a new history entry).
+    fn set_new(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.set(key, value, None);
+    }
+    fn remove_existing(&mut self, key: Vec<u8>, old: Vec<u8>) {
+        self.undo.insert(key.clone(), old);
+        self.batch.remove(key);
+    }
 }
 
 #[derive(Clone)]
@@ -297,38 +338,57 @@ impl Store {
 
     /// Writes one lifecycle step atomically: the alert, its index entries, its new history
     /// entries and its outbox effects. Not yet durable: await [`Store::durable`] before telling
-    /// anyone.
-    pub fn write_step(&self, previous: Option<&Alert>, step: &Step) -> Result<(), StoreError> {
+    /// anyone, and if that fails apply the returned [`Undo`], so that a step nobody was told
+    /// about does not survive in the tree either.
+    pub fn write_step(&self, previous: Option<&Alert>, step: &Step) -> Result<Undo, StoreError> {
         let alert = &step.alert;
-        let mut batch = sled::Batch::default();
-        batch.insert(alert_key(&alert.id), encode(alert));
+        let mut w = Writes::default();
+        w.set(alert_key(&alert.id), encode(alert), previous.map(encode));
         match previous {
             None => {
-                batch.insert(
+                w.set_new(
                     incident_key(&alert.source_id, &alert.incident_id),
-                    alert.id.as_bytes(),
+                    alert.id.as_bytes().to_vec(),
                 );
-                batch.insert(source_index(&alert.source_id, &alert.id), &[]);
-                batch.insert(incident_index(&alert.incident_id, &alert.id), &[]);
-                batch.insert(status_index(alert.status, &alert.id), &[]);
+                w.set_new(source_index(&alert.source_id, &alert.id), Vec::new());
+                w.set_new(incident_index(&alert.incident_id, &alert.id), Vec::new());
+                w.set_new(status_index(alert.status, &alert.id), Vec::new());
             }
             Some(prev) if prev.status != alert.status => {
-                batch.remove(status_index(prev.status, &alert.id));
-                batch.insert(status_index(alert.status, &alert.id), &[]);
+                w.remove_existing(status_index(prev.status, &alert.id), Vec::new());
+                w.set_new(status_index(alert.status, &alert.id), Vec::new());
             }
             Some(_) => {}
         }
         let first_seq = alert.history_len - step.history.len() as u64;
         for (i, entry) in step.history.iter().enumerate() {
-            batch.insert(history_key(&alert.id, first_seq + i as u64), encode(entry));
+            w.set_new(history_key(&alert.id, first_seq + i as u64), encode(entry));
         }
         for effect in &step.effects {
+            let key = match effect {
+                Effect::Enqueue(msg) => outbox_key(&msg.key()),
+                Effect::Dequeue(k) => outbox_key(k),
+            };
+            let prior = self.tree.get(&key)?.map(|v| v.to_vec());
             match effect {
-                Effect::Enqueue(msg) => batch.insert(outbox_key(&msg.key()), encode(msg)),
-                Effect::Dequeue(k) => batch.remove(outbox_key(k)),
+                Effect::Enqueue(msg) => w.set(key, encode(msg), prior),
+                Effect::Dequeue(_) => match prior {
+                    Some(old) => w.remove_existing(key, old),
+                    None => {}
+                },
             }
         }
-        self.apply(batch)
+        self.apply(w.batch)?;
+        Ok(Undo(w.undo))
+    }
+
+    /// Reverts a step whose flush failed (see [`Store::write_step`]). Best effort: if the disk
+    /// is still failing this write fails too, and the step stays in memory only until the
+    /// process restarts, unacknowledged either way.
+    pub fn undo(&self, undo: Undo) -> Result<(), StoreError> {
+        self.faults.check()?;
+        self.tree.apply_batch(undo.0)?;
+        Ok(())
     }
 
     pub fn history(&self, alert_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {

@@ -178,7 +178,7 @@ async fn injected_fault_fails_writes_and_flushes_until_cleared() {
         },
     )
     .unwrap();
-    assert_eq!(store.write_step(None, &s), Err(StoreError::Injected));
+    assert_eq!(store.write_step(None, &s).err(), Some(StoreError::Injected));
     assert_eq!(store.durable().await.unwrap(), Err(StoreError::Injected));
     assert!(store.alert("01D").unwrap().is_none());
     assert!(!store.healthy());
@@ -223,4 +223,55 @@ async fn many_concurrent_writers_share_flushes() {
         t.await.unwrap().unwrap();
     }
     assert_eq!(store.count_alerts(), 64);
+}
+
+#[tokio::test]
+async fn undo_restores_every_key_a_step_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let ctx = |id: &str| Ctx {
+        now: 1,
+        new_alert_id: id.into(),
+        source_id: "s".into(),
+    };
+    // A created alert disappears entirely, indexes included.
+    let created = step(None, &Input::Webhook(snap("inc", true, 1)), &ctx("01F")).unwrap();
+    let undo = store.write_step(None, &created).unwrap();
+    store.undo(undo).unwrap();
+    assert!(store.alert("01F").unwrap().is_none());
+    assert!(store.alert_id_for("s", "inc").unwrap().is_none());
+    assert!(store.history("01F").unwrap().is_empty());
+    assert!(store
+        .list_alerts(&AlertFilter::default(), 10, None)
+        .unwrap()
+        .0
+        .is_empty());
+
+    // A resolve (status index move, history entry, outbox entry) is reverted to the firing alert.
+    store.write_step(None, &created).unwrap();
+    let resolve = Input::Resolve {
+        by: ResolvedBy::Api,
+        comment: None,
+    };
+    let resolved = step(Some(&created.alert), &resolve, &ctx("")).unwrap();
+    let undo = store.write_step(Some(&created.alert), &resolved).unwrap();
+    assert_eq!(store.outbox().unwrap().len(), 1);
+    store.undo(undo).unwrap();
+    assert_eq!(store.alert("01F").unwrap().unwrap(), created.alert);
+    assert!(store.outbox().unwrap().is_empty());
+    assert_eq!(store.history("01F").unwrap().len(), 1);
+    let firing = AlertFilter {
+        status: Some(AlertStatus::Firing),
+        ..Default::default()
+    };
+    assert_eq!(store.list_alerts(&firing, 10, None).unwrap().0.len(), 1);
+    let resolved_filter = AlertFilter {
+        status: Some(AlertStatus::Resolved),
+        ..Default::default()
+    };
+    assert!(store
+        .list_alerts(&resolved_filter, 10, None)
+        .unwrap()
+        .0
+        .is_empty());
 }
