@@ -372,10 +372,11 @@ impl Store {
             let prior = self.tree.get(&key)?.map(|v| v.to_vec());
             match effect {
                 Effect::Enqueue(msg) => w.set(key, encode(msg), prior),
-                Effect::Dequeue(_) => match prior {
-                    Some(old) => w.remove_existing(key, old),
-                    None => {}
-                },
+                Effect::Dequeue(_) => {
+                    if let Some(old) = prior {
+                        w.remove_existing(key, old);
+                    }
+                }
             }
         }
         self.apply(w.batch)?;
