@@ -1,6 +1,7 @@
 //! The actor that owns one incident's alert: applies inputs one at a time, persists each step
 //! before anyone hears of it, and answers close claims from the BigPanda client.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -23,6 +24,9 @@ pub enum IncidentMsg {
     Apply {
         input: Input,
         reply: oneshot::Sender<Result<Pending, EngineError>>,
+        /// Set when the actor starts on this input, so a caller whose reply is lost can tell a
+        /// crash on its own input from one on an input queued ahead of it.
+        started: Arc<AtomicBool>,
     },
     /// Is a close for `epoch` still owed? Answers the alert if so (rule 9).
     ClaimClose {
@@ -72,7 +76,12 @@ impl Actor for IncidentActor {
         state: &mut IncidentState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            IncidentMsg::Apply { input, reply } => {
+            IncidentMsg::Apply {
+                input,
+                reply,
+                started,
+            } => {
+                started.store(true, Ordering::Release);
                 #[cfg(feature = "fault-injection")]
                 crate::faults::before_apply(&input);
                 let result = apply(state, input).await;

@@ -8,6 +8,7 @@ pub mod closer;
 mod incident;
 mod router;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -18,8 +19,12 @@ use crate::lifecycle::{Alert, Input, Outbound, Outcome};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
-use incident::{IncidentMsg, Pending};
+use incident::IncidentMsg;
 use router::{Router, RouterArgs, RouterMsg};
+
+/// How often one input is handed to an incident actor before the caller gets 503: enough for
+/// two crashes of its own plus losses caused by other inputs' crashes.
+const MAX_DELIVERIES: usize = 5;
 
 /// How long a caller waits for an incident actor before giving up with 503.
 const ACTOR_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -178,49 +183,67 @@ impl Engine {
 
     /// Applies one input to the incident's alert and returns once the result is durable.
     ///
-    /// If the actor dies while handling it (a panic), the input is tried once more on a fresh
-    /// actor restored from the store.
+    /// If the actor dies before answering, the input is sent again to a fresh actor restored
+    /// from the store. Only deaths that happened while *this* input was being handled count as
+    /// its crashes: inputs queued behind a crashing one lose their replies too, through no fault
+    /// of their own. A webhook that crashes its actor twice is quarantined.
     pub async fn apply(&self, key: &AlertKey, input: Input) -> Result<Applied, EngineError> {
-        let retry = input.clone();
-        let pending: Pending = match self
-            .ask(key, |reply| IncidentMsg::Apply { input, reply })
-            .await
-        {
-            Err(EngineError::ActorLost) => {
-                let again = self
-                    .ask(key, |reply| IncidentMsg::Apply {
-                        input: retry.clone(),
-                        reply,
-                    })
-                    .await;
-                match (again, retry) {
-                    // Twice is a pattern, not bad luck: quarantine the event so that BigPanda,
-                    // which resends until it gets a 2xx, stops feeding it to us.
-                    (Err(EngineError::ActorLost), Input::Webhook(snap)) => {
-                        let event_type = snap.event_type.as_str().to_string();
-                        let quarantine = Input::Quarantine {
-                            incident_id: snap.incident_id,
-                            event_type: snap.event_type,
-                            version: snap.version,
-                            reason: "processing this event crashed the incident actor twice".into(),
-                        };
-                        let quarantined = self
-                            .ask(key, |reply| IncidentMsg::Apply {
-                                input: quarantine,
-                                reply,
-                            })
-                            .await?;
-                        self.shared.metrics.poison_events.inc();
-                        tracing::error!(source_id = %key.source_id, incident_id = %key.incident_id,
-                            event_type = %event_type,
-                            "A webhook crashed its incident actor twice; it is quarantined in the alert's history.");
-                        quarantined
+        let mut crashes = 0;
+        for _ in 0..MAX_DELIVERIES {
+            let started = Arc::new(AtomicBool::new(false));
+            let attempt = self
+                .ask(key, |reply| IncidentMsg::Apply {
+                    input: input.clone(),
+                    reply,
+                    started: Arc::clone(&started),
+                })
+                .await;
+            match attempt {
+                Err(EngineError::ActorLost) => {
+                    if started.load(Ordering::Acquire) {
+                        crashes += 1;
                     }
-                    (again, _) => again?,
+                    if crashes >= 2 {
+                        return self.quarantine(key, input).await;
+                    }
+                }
+                other => {
+                    let pending = other?;
+                    return Ok(Applied {
+                        alert: pending.alert,
+                        outcome: pending.outcome,
+                    });
                 }
             }
-            other => other?,
+        }
+        Err(EngineError::ActorLost)
+    }
+
+    /// Twice is a pattern, not bad luck: a webhook that crashed its actor twice is recorded as a
+    /// poison event, so that BigPanda, which resends until it gets a 2xx, stops feeding it to us.
+    async fn quarantine(&self, key: &AlertKey, input: Input) -> Result<Applied, EngineError> {
+        let Input::Webhook(snap) = input else {
+            return Err(EngineError::ActorLost);
         };
+        let event_type = snap.event_type.as_str().to_string();
+        let quarantine = Input::Quarantine {
+            incident_id: snap.incident_id,
+            event_type: snap.event_type,
+            version: snap.version,
+            reason: "processing this event crashed the incident actor twice".into(),
+        };
+        let started = Arc::new(AtomicBool::new(false));
+        let pending = self
+            .ask(key, |reply| IncidentMsg::Apply {
+                input: quarantine,
+                reply,
+                started,
+            })
+            .await?;
+        self.shared.metrics.poison_events.inc();
+        tracing::error!(source_id = %key.source_id, incident_id = %key.incident_id,
+            event_type = %event_type,
+            "A webhook crashed its incident actor twice; it is quarantined in the alert's history.");
         Ok(Applied {
             alert: pending.alert,
             outcome: pending.outcome,
