@@ -65,6 +65,8 @@ impl Bodies {
         inc["status"] = json!(if open { "critical" } else { "ok" });
         inc["updated_at"] = json!(BASE_VERSION + i64::from(k));
         inc["changed_at"] = json!(BASE_VERSION + i64::from(k));
+        // A visible change at every step, so an update is `updated`, never `ignored`.
+        inc["incident_tags"] = json!([{"id": "step", "value": k.to_string()}]);
         serde_json::to_vec(&body).expect("serialize")
     }
 }
@@ -87,6 +89,8 @@ struct SendReport {
     unexpected: Vec<(String, u32, u16, String)>,
     /// 503 replies without a usable `Retry-After`.
     missing_retry_after: usize,
+    /// Of the `unknown` events, those whose connection was refused (never sent).
+    refused_connections: usize,
 }
 
 impl SendReport {
@@ -94,6 +98,7 @@ impl SendReport {
         self.incidents.extend(other.incidents);
         self.unexpected.extend(other.unexpected);
         self.missing_retry_after += other.missing_retry_after;
+        self.refused_connections += other.refused_connections;
     }
     fn acked(&self) -> usize {
         self.incidents.values().map(|l| l.acked.len()).sum()
@@ -144,7 +149,10 @@ async fn send_stories(
                 .await;
             let resp = match sent {
                 Ok(r) => r,
-                Err(_) => {
+                Err(e) => {
+                    if e.is_connect() {
+                        report.refused_connections += 1;
+                    }
                     ledger.unknown = Some(k);
                     break 'rounds;
                 }
@@ -248,8 +256,10 @@ async fn stored_story(d: &Daemon, incident: &str) -> Option<(String, Vec<u32>)> 
 /// Checks every incident of `report` against the store: each acknowledged event is in the
 /// alert's history exactly once, no refused event is, nothing appears that was never sent, and
 /// the alert is in the state of the newest event applied, which is not older than the last ack.
+/// With `graceful`, an event whose request got no reply must not be stored either: a graceful
+/// shutdown answers every request it processes.
 /// Returns the number of acknowledged events missing (lost).
-async fn verify_ledgers(d: &Daemon, report: &SendReport) -> usize {
+async fn verify_ledgers(d: &Daemon, report: &SendReport, graceful: bool) -> usize {
     let checks = stream::iter(report.incidents.iter())
         .map(|(incident, ledger)| async move {
             let stored = stored_story(d, incident).await;
@@ -286,6 +296,11 @@ async fn verify_ledgers(d: &Daemon, report: &SendReport) -> usize {
                     "{incident}: step {k} was refused ({code}) but stored"
                 ));
             }
+        }
+        if let Some(k) = ledger.unknown.filter(|k| graceful && applied.contains(k)) {
+            problems.push(format!(
+                "{incident}: step {k} is stored but its request was cut off without a reply"
+            ));
         }
         let phantom: Vec<u32> = applied
             .iter()
@@ -384,7 +399,7 @@ async fn sigkill_mid_load_loses_no_acknowledged_event() {
         drop(d);
 
         d = Daemon::start(dir.path(), &[]);
-        let lost = verify_ledgers(&d, &everything).await;
+        let lost = verify_ledgers(&d, &everything, false).await;
         println!(
             "crash run {run}: SIGKILL after {kill_after_ms} ms: {acked} events acked, \
              {in_flight} in flight, {lost} lost (all runs: {} acked)",
@@ -714,5 +729,333 @@ async fn silent_connections_over_the_cap_are_reaped_and_new_requests_then_succee
     );
     for s in &mut idle {
         wait_closed(s, Duration::from_secs(10)).await;
+    }
+}
+
+// ---- 3. stalled clients -------------------------------------------------------------------
+
+/// Opens a connection and sends `bytes`, then stalls.
+async fn stall_after(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(bytes).await.expect("write");
+    s
+}
+
+/// Issue 4 item 2: a client that stalls in its headers, an idle keep-alive connection and a
+/// client that stalls in its body are all cut off within a few seconds, a stalled body is
+/// answered 408 (or closed) and not stored, and a normal webhook is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_clients_are_cut_off_while_others_are_served() {
+    const CUT_OFF_WITHIN: Duration = Duration::from_millis(3500);
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &["--header-read-timeout", "1s", "--body-read-timeout", "1s"],
+    );
+    let (src, token) = d.create_source("prod").await;
+    let addr = d.addr();
+    let bodies = Bodies::new();
+
+    // Half a request head, then nothing.
+    let half_head = {
+        let head = format!("POST /webhooks/bigpanda/{src} HTTP/1.1\r\nhost: {addr}\r\nauthor");
+        tokio::spawn(async move {
+            let mut s = stall_after(addr, head.as_bytes()).await;
+            let t = Instant::now();
+            wait_closed(&mut s, Duration::from_secs(10)).await;
+            (t.elapsed(), Instant::now())
+        })
+    };
+    // One request served, then the connection is left idle.
+    let idle_keep_alive = tokio::spawn(async move {
+        let mut s = stall_after(
+            addr,
+            format!("GET /healthz HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes(),
+        )
+        .await;
+        match read_reply(&mut s, Duration::from_secs(10)).await {
+            RawEnd::Reply(r) => assert_eq!(r.status, 200, "{r:?}"),
+            RawEnd::Closed => panic!("keep-alive request got no reply"),
+        }
+        let t = Instant::now();
+        wait_closed(&mut s, Duration::from_secs(10)).await;
+        (t.elapsed(), Instant::now())
+    });
+    // Headers promising 1000 bytes, then 10 of them.
+    let short_body = {
+        let mut bytes = webhook_head(addr, &src, &token, 1000).into_bytes();
+        bytes.extend_from_slice(b"{\"inciden\"");
+        tokio::spawn(async move {
+            let mut s = stall_after(addr, &bytes).await;
+            let t = Instant::now();
+            let end = read_reply(&mut s, Duration::from_secs(10)).await;
+            (t.elapsed(), Instant::now(), end)
+        })
+    };
+    // A whole, valid webhook that claims 100 bytes more than it sends: it must not be stored.
+    let almost_whole = {
+        let body = bodies.step("stalled-whole", 1);
+        let mut bytes = webhook_head(addr, &src, &token, body.len() + 100).into_bytes();
+        bytes.extend_from_slice(&body);
+        tokio::spawn(async move {
+            let mut s = stall_after(addr, &bytes).await;
+            let t = Instant::now();
+            let end = read_reply(&mut s, Duration::from_secs(10)).await;
+            (t.elapsed(), Instant::now(), end)
+        })
+    };
+
+    // Meanwhile, BigPanda's own webhooks go through.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (_, outcome) = d
+        .accept_webhook(&src, &token, &bodies.step("healthy", 1))
+        .await;
+    assert_eq!(outcome, "created");
+    let served_at = Instant::now();
+
+    let (head_cut, head_closed_at) = half_head.await.unwrap();
+    let (idle_cut, idle_closed_at) = idle_keep_alive.await.unwrap();
+    let (short_cut, short_closed_at, short_end) = short_body.await.unwrap();
+    let (whole_cut, whole_closed_at, whole_end) = almost_whole.await.unwrap();
+    println!(
+        "stalled clients cut off after: half head {head_cut:.2?}, idle keep-alive {idle_cut:.2?}, \
+         short body {short_cut:.2?} ({}), almost whole body {whole_cut:.2?} ({})",
+        describe(&short_end),
+        describe(&whole_end)
+    );
+    for (what, cut) in [
+        ("half head", head_cut),
+        ("idle keep-alive", idle_cut),
+        ("short body", short_cut),
+        ("almost whole body", whole_cut),
+    ] {
+        assert!(
+            cut >= Duration::from_millis(500) && cut <= CUT_OFF_WITHIN,
+            "{what}: cut off after {cut:?}, want about 1 s"
+        );
+    }
+    for end in [&short_end, &whole_end] {
+        if let RawEnd::Reply(r) = end {
+            assert_eq!(r.status, 408, "{r:?}");
+            assert_eq!(error_code(&r.body), "request_timeout");
+        }
+    }
+    for closed_at in [
+        head_closed_at,
+        idle_closed_at,
+        short_closed_at,
+        whole_closed_at,
+    ] {
+        assert!(
+            served_at < closed_at,
+            "the normal webhook waited for a stalled client"
+        );
+    }
+    assert_eq!(
+        d.list_alerts("incident_id=stalled-whole").await["alerts"],
+        json!([]),
+        "a body that never fully arrived was stored"
+    );
+    assert_eq!(
+        d.list_alerts("").await["alerts"].as_array().map(Vec::len),
+        Some(1)
+    );
+}
+
+fn describe(end: &RawEnd) -> String {
+    match end {
+        RawEnd::Reply(r) => format!("{} {}", r.status, r.body["error"]["code"]),
+        RawEnd::Closed => "closed".into(),
+    }
+}
+
+// ---- 4. disk faults -----------------------------------------------------------------------
+
+/// Issue 4 item 4: while every store write fails, webhooks and admin writes get 503 with
+/// `Retry-After`, `/readyz` is 503 and `/healthz` 200, nothing changes; once the disk recovers
+/// the daemon is ready again by itself and BigPanda's resends are applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_store_refuses_work_with_503_and_recovers_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let (src, token) = d.create_source("prod").await;
+    let bodies = Bodies::new();
+    let (alert_id, outcome) = d
+        .accept_webhook(&src, &token, &bodies.step("disk", 1))
+        .await;
+    assert_eq!(outcome, "created");
+    let set_failing = |failing: bool| {
+        d.admin(reqwest::Method::PUT, "/api/v1/_faults")
+            .json(&json!({ "store_failing": failing }))
+    };
+
+    let (status, reply) = d.send(set_failing(true)).await;
+    assert_eq!(status, 200, "{reply}");
+    let update = bodies.step("disk", 2);
+    let fresh = bodies.step("disk-new", 1);
+    let url = format!("{}/webhooks/bigpanda/{src}", d.url());
+    for body in [&update, &fresh, &update] {
+        let resp = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("webhook during the fault");
+        assert_eq!(resp.status().as_u16(), 503);
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        assert!(retry_after.is_some_and(|s| s >= 1), "{retry_after:?}");
+        let reply: Value = resp.json().await.expect("JSON error");
+        assert_eq!(error_code(&reply), "store_unavailable");
+    }
+    let (status, reply) = d.send(d.request(reqwest::Method::GET, "/readyz")).await;
+    assert_eq!(status, 503, "{reply}");
+    let (status, _) = d.send(d.request(reqwest::Method::GET, "/healthz")).await;
+    assert_eq!(status, 200);
+    let (status, reply) = d
+        .send(
+            d.admin(reqwest::Method::POST, "/api/v1/alert-sources")
+                .json(&json!({"name": "during-fault"})),
+        )
+        .await;
+    assert_eq!(status, 503, "{reply}");
+    error_code(&reply);
+    // Reads still work.
+    let (status, alert) = d.get_alert(&alert_id).await;
+    assert_eq!(status, 200, "{alert}");
+
+    let (status, reply) = d.send(set_failing(false)).await;
+    assert_eq!(status, 200, "{reply}");
+    let cleared = Instant::now();
+    loop {
+        let (status, _) = d.send(d.request(reqwest::Method::GET, "/readyz")).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            cleared.elapsed() < Duration::from_secs(3),
+            "not ready 3 s after the disk recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "store fault: ready again {:.2?} after the disk recovered",
+        cleared.elapsed()
+    );
+
+    // BigPanda resends what we refused.
+    let (id, outcome) = d.accept_webhook(&src, &token, &update).await;
+    assert_eq!(
+        (id.as_str(), outcome.as_str()),
+        (alert_id.as_str(), "updated")
+    );
+    let (_, outcome) = d.accept_webhook(&src, &token, &fresh).await;
+    assert_eq!(outcome, "created");
+    let (_, alert) = d.get_alert(&alert_id).await;
+    let webhooks: Vec<(Value, Value)> = alert["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "webhook")
+        .map(|e| (e["outcome"].clone(), e["detail"]["version"].clone()))
+        .collect();
+    assert_eq!(
+        webhooks,
+        [
+            (json!("created"), json!(BASE_VERSION + 1)),
+            (json!("updated"), json!(BASE_VERSION + 2))
+        ],
+        "the fault window left a trace in the history"
+    );
+    let listing = d.list_alerts("").await;
+    assert_eq!(listing["alerts"].as_array().map(Vec::len), Some(2));
+    let (_, sources) = d
+        .send(d.admin(reqwest::Method::GET, "/api/v1/alert-sources"))
+        .await;
+    assert_eq!(sources["alert_sources"].as_array().map(Vec::len), Some(1));
+}
+
+// ---- 7. graceful shutdown under load ------------------------------------------------------
+
+/// Issue 4 item 7: SIGTERM while 16 senders are busy and four webhooks are half sent. Every
+/// request is answered 202 (and is then durable), 503 `shutting_down` (with `Retry-After`), or
+/// finds the connection closed or refused, and then it is not stored; nothing else. The half
+/// sent ones are answered 202. The process exits 0 within 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_acks_only_durable_events_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = Bodies::new();
+    let mut d = Daemon::start(dir.path(), &[]);
+    let (src, token) = d.create_source("prod").await;
+    let incidents: Vec<String> = (0..160).map(|i| format!("term-{i}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let senders = spawn_senders(&d, &src, &token, &bodies, &incidents, deadline);
+    // Four webhooks whose bodies are still arriving when SIGTERM comes: the drain must wait
+    // for them and answer them.
+    let path = format!("/webhooks/bigpanda/{src}");
+    let held: Vec<_> = (0..4)
+        .map(|i| d.start_slow_post(&path, &token, &bodies.step(&format!("term-held-{i}"), 1)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let term = Instant::now();
+    d.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held_replies: Vec<(u16, Value)> =
+        tokio::task::spawn_blocking(move || held.into_iter().map(|h| h.finish()).collect())
+            .await
+            .expect("held posts");
+    let report = join_senders(senders).await;
+    let left = Duration::from_secs(10).saturating_sub(term.elapsed());
+    let exit = d.wait_exit(left);
+    let took = term.elapsed();
+    let codes: BTreeSet<&str> = report
+        .incidents
+        .values()
+        .flat_map(|l| l.refused.iter().map(|(_, c)| c.as_str()))
+        .collect();
+    println!(
+        "SIGTERM under load: {} acked, {} refused 503 {codes:?}, {} requests without a reply \
+         ({} connections refused, the rest closed idle); exit {exit} after {took:.2?}",
+        report.acked(),
+        report.refused(),
+        report.unknown(),
+        report.refused_connections
+    );
+    assert!(exit.success(), "exit {exit}\n{}", d.stderr());
+    assert!(took < Duration::from_secs(10), "exit took {took:?}");
+    for (status, reply) in &held_replies {
+        assert_eq!(*status, 202, "a webhook in flight at SIGTERM: {reply}");
+    }
+    assert!(
+        report.unexpected.is_empty(),
+        "replies other than 202 and 503: {:?}",
+        report.unexpected
+    );
+    assert_eq!(report.missing_retry_after, 0, "503 without Retry-After");
+    assert!(
+        codes.iter().all(|&c| c == "shutting_down"),
+        "503 codes {codes:?}"
+    );
+    assert!(report.acked() > 0, "no load before SIGTERM");
+    assert_eq!(
+        report.unknown(),
+        SENDERS,
+        "every sender ends on a closed or refused connection"
+    );
+    drop(d);
+
+    let d = Daemon::start(dir.path(), &[]);
+    let lost = verify_ledgers(&d, &report, true).await;
+    assert_eq!(lost, 0);
+    for (_, reply) in &held_replies {
+        let (status, alert) = d.get_alert(reply["alert_id"].as_str().unwrap_or("")).await;
+        assert_eq!(status, 200, "acknowledged during the drain, lost: {alert}");
     }
 }
