@@ -6,6 +6,10 @@
 //! waiter, lingers briefly so that more writers join the batch, calls the blocking `flush()`,
 //! then `fdatasync`s the log file, since sled's flush ends in `sync_file_range`, which does not
 //! reach the disk's write cache (sled issue 1452). Only then are the waiters answered.
+//!
+//! A failed flush is retried, its waiters held, until one succeeds (they are then durable) or
+//! the store stops (only then are they told it failed): their writes are already in sled's
+//! memory, so failing them earlier would refuse events that a later flush stores anyway.
 
 use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex};
@@ -42,6 +46,8 @@ pub(super) trait Flush: Send + Sync + 'static {
 
 /// How often a degraded store is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How often a failed flush that writers are waiting for is retried.
+const RETRY_FAILED_FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 pub(super) struct SledFlush {
     pub db: sled::Db,
@@ -156,13 +162,38 @@ impl GroupCommit {
                 }
                 std::mem::take(&mut q.waiters)
             };
-            let result = flush.flush();
+            let mut result = flush.flush();
             if let Err(e) = &result {
-                tracing::error!(error = %e, waiters = batch.len(), "Store flush failed; the writes in this batch are not acknowledged.");
+                tracing::error!(error = %e, waiters = batch.len(),
+                    "Store flush failed; the writes in this batch wait until the disk recovers.");
+            }
+            // The batch's writes are already in sled's memory, and the next flush that succeeds
+            // makes them durable: answering "failed" now would let a refused event take effect
+            // later (CONTRACT §2: nothing that is not 202 changes any state). So its writers wait
+            // for a flush that succeeds; only at shutdown, with no flush to come, are they failed.
+            while result.is_err() && self.wait_unless_stopping(RETRY_FAILED_FLUSH_EVERY) {
+                result = flush.flush();
+                if result.is_ok() {
+                    tracing::info!(waiters = batch.len(), "The store flushed the held writes.");
+                }
             }
             for w in batch {
                 let _ = w.send(result.clone());
             }
+        }
+    }
+
+    /// Sleeps up to `period`; false once the store is stopping.
+    fn wait_unless_stopping(&self, period: Duration) -> bool {
+        let Ok(q) = self.queue.lock() else {
+            return false;
+        };
+        if q.stopping {
+            return false;
+        }
+        match self.wake.wait_timeout(q, period) {
+            Ok((q, _)) => !q.stopping,
+            Err(_) => false,
         }
     }
 

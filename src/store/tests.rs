@@ -179,7 +179,15 @@ async fn injected_fault_fails_writes_and_flushes_until_cleared() {
     )
     .unwrap();
     assert_eq!(store.write_step(None, &s), Err(StoreError::Injected));
-    assert_eq!(store.durable().await.unwrap(), Err(StoreError::Injected));
+    // A writer waiting while flushes fail is held, not failed: writes already in sled's memory
+    // become durable with the next good flush, so "failed" would let them take effect unasked.
+    let mut held = store.durable();
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), &mut held)
+            .await
+            .is_err(),
+        "a waiter was answered while every flush fails"
+    );
     assert!(store.alert("01D").unwrap().is_none());
     assert!(!store.healthy());
     store.faults().set_failing(false);
@@ -192,9 +200,24 @@ async fn injected_fault_fails_writes_and_flushes_until_cleared() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    held.await.unwrap().unwrap();
     store.write_step(None, &s).unwrap();
     store.durable().await.unwrap().unwrap();
     assert!(store.alert("01D").unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_waiter_of_a_failing_flush_is_failed_only_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    store.faults().set_failing(true);
+    let held = store.durable();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let closing = store.clone();
+    tokio::task::spawn_blocking(move || closing.close())
+        .await
+        .unwrap();
+    assert_eq!(held.await.unwrap(), Err(StoreError::Injected));
 }
 
 #[tokio::test]
