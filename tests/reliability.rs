@@ -981,6 +981,58 @@ async fn a_failing_store_refuses_work_with_503_and_recovers_without_restart() {
     assert_eq!(sources["alert_sources"].as_array().map(Vec::len), Some(1));
 }
 
+/// Issue 4 item 4 under load: the disk fails and recovers five times while 16 senders are
+/// busy. Writes caught between landing in memory and a failed flush must not be refused and
+/// then stored anyway: each event is either acknowledged (and stored) or refused with 503
+/// `store_unavailable` (and never stored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_fault_under_load_never_stores_a_refused_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = Bodies::new();
+    let d = Daemon::start(dir.path(), &[]);
+    let (src, token) = d.create_source("prod").await;
+    let incidents: Vec<String> = (0..160).map(|i| format!("flaky-{i}")).collect();
+    let deadline = Instant::now() + Duration::from_millis(2000);
+    let senders = spawn_senders(&d, &src, &token, &bodies, &incidents, deadline);
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        for failing in [true, false] {
+            let (status, reply) = d
+                .send(
+                    d.admin(reqwest::Method::PUT, "/api/v1/_faults")
+                        .json(&json!({ "store_failing": failing })),
+                )
+                .await;
+            assert_eq!(status, 200, "{reply}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let report = join_senders(senders).await;
+    let codes: BTreeSet<&str> = report
+        .incidents
+        .values()
+        .flat_map(|l| l.refused.iter().map(|(_, c)| c.as_str()))
+        .collect();
+    println!(
+        "store faults under load: {} acked, {} refused 503 {codes:?}, {} without a reply",
+        report.acked(),
+        report.refused(),
+        report.unknown()
+    );
+    assert!(
+        report.unexpected.is_empty(),
+        "replies other than 202 and 503: {:?}",
+        report.unexpected
+    );
+    assert_eq!(report.missing_retry_after, 0, "503 without Retry-After");
+    assert_eq!(report.unknown(), 0, "a request got no reply");
+    assert!(report.refused() > 0, "the fault never hit a webhook");
+    assert!(report.acked() > 0);
+    assert!(codes.iter().all(|&c| c == "store_unavailable"), "{codes:?}");
+    let lost = verify_ledgers(&d, &report, true).await;
+    assert_eq!(lost, 0);
+}
+
 // ---- 7. graceful shutdown under load ------------------------------------------------------
 
 /// Issue 4 item 7: SIGTERM while 16 senders are busy and four webhooks are half sent. Every
