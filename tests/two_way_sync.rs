@@ -828,3 +828,30 @@ async fn a_404_fails_the_close_without_retrying() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_401_for_a_key_already_replaced_does_not_pause_the_new_key() {
+    let w = World::start().await;
+    const NEW_KEY: &str = "1234567890abcdef1234567890ab9999";
+    w.connect(FakeBigPanda::VALID_KEY).await;
+    let (alert_id, _) = w.webhook(&fixture("01-new")).await;
+    // The old key is revoked while a close sent with it is still in flight...
+    w.bp.script_resolve(Reply::slow(Duration::from_secs(3), Reply::Status(401)));
+    w.resolve(&alert_id, json!({})).await;
+    w.bp.wait_for_resolves(1, DELIVERY_TIMEOUT);
+    // ...and the operator stores a new key before that 401 comes back.
+    w.bp.set_valid_keys([FakeBigPanda::VALID_KEY, NEW_KEY]);
+    w.connect(NEW_KEY).await;
+
+    let delivered = w.bp.wait_for_delivered(1, DELIVERY_TIMEOUT);
+    assert_eq!(delivered[0].bearer(), Some(NEW_KEY));
+    w.wait_close_state(&alert_id, "closed").await;
+    let status = w.integration().await;
+    assert_eq!(
+        status["healthy"], true,
+        "the new key was marked bad: {status}"
+    );
+    assert_eq!(status["last_error"], Value::Null, "{status}");
+    w.wait_metric("pandabridge_bigpanda_integration_healthy", |v| v == 1.0)
+        .await;
+}
