@@ -39,6 +39,9 @@ pub enum CloserMsg {
     Finished {
         key: OutboundKey,
         next: Next,
+        /// The key the send used: a rejection of a key that has since been replaced must not
+        /// pause (or mark unhealthy) the new one.
+        sent_with: ApiKey,
     },
     /// The stored integration changed (new key, removed key).
     IntegrationChanged,
@@ -140,7 +143,11 @@ impl Actor for Closer {
                 state.report();
             }
             CloserMsg::Rescan => state.rescan(),
-            CloserMsg::Finished { key, next } => {
+            CloserMsg::Finished {
+                key,
+                next,
+                sent_with,
+            } => {
                 state.in_flight.remove(&key);
                 match next {
                     Next::Done => {
@@ -151,7 +158,15 @@ impl Actor for Closer {
                             item.due = at;
                         }
                     }
-                    Next::Paused(error) => state.pause(error),
+                    Next::Paused(error) => {
+                        let current = state.credentials.as_ref().map(|(k, _)| k);
+                        if current == Some(&sent_with) {
+                            state.pause(error, &sent_with);
+                        } else if let Some(item) = state.items.get_mut(&key) {
+                            // The key was replaced while this send was in flight.
+                            item.due = Instant::now();
+                        }
+                    }
                 }
                 state.dispatch(&myself);
             }
@@ -216,7 +231,7 @@ impl CloserState {
         }
     }
 
-    fn pause(&mut self, error: String) {
+    fn pause(&mut self, error: String, rejected: &ApiKey) {
         if self.paused {
             return;
         }
@@ -225,7 +240,12 @@ impl CloserState {
         tracing::error!(error = %error,
             "BigPanda rejected the API key: closes are paused (kept, not dropped) until a valid key is stored.");
         let store = store(&self.deps);
+        // A PUT may have stored a new key whose change notice is still in our mailbox: that
+        // key was validated and is not the one rejected.
         if let Ok(Some(mut rec)) = store.integration() {
+            if rec.api_key != rejected.expose_secret() {
+                return;
+            }
             rec.healthy = false;
             rec.last_error = Some(error);
             if let Err(e) = store.put_integration(&rec) {
@@ -261,7 +281,11 @@ impl CloserState {
             let (api_key, api_url) = (key.clone(), url.clone());
             tokio::spawn(async move {
                 let next = deliver(&deps, msg, &api_key, &api_url).await;
-                let _ = me.cast(CloserMsg::Finished { key: okey, next });
+                let _ = me.cast(CloserMsg::Finished {
+                    key: okey,
+                    next,
+                    sent_with: api_key,
+                });
             });
         }
     }

@@ -102,6 +102,12 @@ impl RecordedRequest {
     pub fn delivered(&self) -> bool {
         matches!(self.reply, Some(200..=299))
     }
+
+    /// A resolve call answered 2xx (environment listings are answered 200 too, and are not
+    /// closes).
+    pub fn delivered_resolve(&self) -> bool {
+        self.is_resolve() && self.delivered()
+    }
 }
 
 /// The canonical environment object from BigPanda's documentation
@@ -339,12 +345,14 @@ impl FakeBigPanda {
 
     /// Waits until `n` resolve requests were answered 2xx; panics after `timeout`.
     pub fn wait_for_delivered(&self, n: usize, timeout: Duration) -> Vec<RecordedRequest> {
-        wait_until(&self.shared, timeout, n, RecordedRequest::delivered).unwrap_or_else(|seen| {
-            panic!(
+        wait_until(&self.shared, timeout, n, RecordedRequest::delivered_resolve).unwrap_or_else(
+            |seen| {
+                panic!(
                 "fake BigPanda: waited {timeout:?} for {n} delivered resolves, got {}: {seen:#?}",
                 seen.len()
             )
-        })
+            },
+        )
     }
 
     /// Like [`FakeBigPanda::wait_for_resolves`] but returns what was seen instead of panicking,
