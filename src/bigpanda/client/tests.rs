@@ -352,7 +352,7 @@ proptest! {
 }
 
 #[test]
-fn saturated_rate_stays_above_4_8_per_second() {
+fn saturated_rate_stays_above_4_7_per_second() {
     let t0 = Instant::now();
     let mut limiter = RateLimiter::bigpanda();
     let mut now = t0;
@@ -364,23 +364,27 @@ fn saturated_rate_stays_above_4_8_per_second() {
         }
     }
     let rate = starts.len() as f64 / 600.0;
-    assert!(rate >= 4.8, "{rate}/s");
+    assert!(rate >= 4.7, "{rate}/s");
     assert!(max_in_window(&starts, BIGPANDA_WINDOW) <= 5);
 
     let mut limiter = RateLimiter::bigpanda();
     let slots: Vec<Instant> = (0..3000).map(|_| limiter.next_slot(t0)).collect();
     let span = (*slots.last().unwrap() - t0).as_secs_f64();
-    assert!(2999.0 / span >= 4.8, "{}/s", 2999.0 / span);
+    assert!(2999.0 / span >= 4.7, "{}/s", 2999.0 / span);
 }
 
 #[test]
-fn a_free_limiter_grants_immediately() {
+fn a_free_limiter_grants_immediately_then_spreads_starts_evenly() {
     let t0 = Instant::now();
     let mut limiter = RateLimiter::bigpanda();
-    for _ in 0..5 {
-        assert_eq!(limiter.try_acquire(t0), Ok(()));
+    assert_eq!(limiter.try_acquire(t0), Ok(()));
+    let gap = BIGPANDA_WINDOW / 5;
+    assert_eq!(limiter.try_acquire(t0).unwrap_err(), t0 + gap);
+    for i in 1..5 {
+        assert_eq!(limiter.try_acquire(t0 + gap * i), Ok(()));
     }
-    let again = limiter.try_acquire(t0).unwrap_err();
+    // The sixth waits for the window (plus margin) after the first, not just one more gap.
+    let again = limiter.try_acquire(t0 + gap * 5).unwrap_err();
     assert_eq!(again, t0 + BIGPANDA_WINDOW + BIGPANDA_SAFETY_MARGIN);
     assert_eq!(
         RateLimiter::new(0, BIGPANDA_WINDOW, Duration::ZERO).try_acquire(t0),
