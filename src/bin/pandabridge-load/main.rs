@@ -42,10 +42,10 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Measured time per target per round.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
     /// Unmeasured warm-up before each measured window (connections open, caches fill).
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
     warmup: Duration,
     /// Concurrent keep-alive connections, one request in flight on each.
     #[arg(long, default_value_t = 64)]
@@ -95,6 +95,9 @@ struct Args {
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write the JSON report to this file (the table still goes to stdout).
+    #[arg(long, value_name = "PATH")]
+    json_out: Option<PathBuf>,
     /// CI smoke run: 1 round of 1 s, 4 connections, 200 incidents. Overrides those settings.
     #[arg(long)]
     smoke: bool,
@@ -111,6 +114,15 @@ fn main() -> ExitCode {
     }
     match run(&args) {
         Ok(report) => {
+            if let Some(path) = &args.json_out {
+                let written = serde_json::to_vec_pretty(&report)
+                    .map_err(std::io::Error::other)
+                    .and_then(|json| std::fs::write(path, json));
+                if let Err(e) = written {
+                    eprintln!("pandabridge-load: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
             if args.json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(text) => println!("{text}"),
@@ -256,6 +268,14 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         cpus,
     };
     Ok(Report::new(setup, phases))
+}
+
+/// A duration like `10s`, `500ms` or `1m`; a bare number is seconds (`--duration 10`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|e| e.to_string()),
+        Err(_) => humantime::parse_duration(text).map_err(|e| e.to_string()),
+    }
 }
 
 fn cpu_used(start: Option<f64>, end: Option<f64>) -> Option<f64> {

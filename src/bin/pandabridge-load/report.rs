@@ -266,7 +266,7 @@ impl Report {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:>5}  {:<8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9} {:>7} {:>7} {:>13}",
+            "{:>5}  {:<8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>9} {:>7} {:>7} {:>7} {:>13}",
             "round",
             "target",
             "req/s",
@@ -280,6 +280,7 @@ impl Report {
             "in flight",
             "srv µs",
             "gen CPU",
+            "machine",
             "RSS/HWM MiB"
         );
         for p in &self.phases {
@@ -290,7 +291,7 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "{:>5}  {:<8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>9} {:>7} {:>7.2} {:>13}",
+                "{:>5}  {:<8} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6} {:>9} {:>7} {:>7.2} {:>7} {:>13}",
                 p.round,
                 p.target.name(),
                 p.rps,
@@ -304,6 +305,8 @@ impl Report {
                 opt(p.in_flight, 1),
                 opt(p.server_cpu_us_per_req, 1),
                 p.client_cpu_cores,
+                p.machine_busy
+                    .map_or("-".to_owned(), |b| format!("{:.0}%", b * 100.0)),
                 mem
             );
         }
@@ -361,6 +364,12 @@ impl Report {
                 parts.join(", ")
             );
         }
+        let _ = writeln!(
+            out,
+            "columns: in flight = mean latency × req/s; srv µs = server CPU per request; gen CPU = \
+             cores used by the load generator; machine = busy share of all CPUs (other processes \
+             included)"
+        );
         let _ = writeln!(out, "{}", self.little_line());
         let _ = writeln!(out, "{}", self.errors_line());
         out
