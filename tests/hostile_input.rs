@@ -509,7 +509,12 @@ async fn hostile_authorization_headers_are_refused_and_change_nothing() {
         if !body.is_empty() {
             let reply: Value = serde_json::from_slice(&body)
                 .unwrap_or_else(|e| panic!("{what}: reply is not JSON ({e})"));
-            error_code(&reply);
+            let want = if status == 401 {
+                "unauthorized"
+            } else {
+                "invalid_header"
+            };
+            assert_eq!(error_code(&reply), want, "{what}: {reply}");
         } else {
             assert_eq!(status, 400, "{what}: an empty reply is hyper's parse error");
         }
