@@ -135,6 +135,12 @@ pub async fn recover(rejection: warp::Rejection) -> Result<Response, Infallible>
             "length_required",
             "request body needs a Content-Length",
         )
+    } else if let Some(h) = rejection.find::<warp::reject::InvalidHeader>() {
+        // E.g. an Authorization value with non-ASCII bytes: name the header, not its value.
+        ApiError::bad_request(
+            "invalid_header",
+            format!("the {} header is not valid", h.name()),
+        )
     } else {
         tracing::debug!(?rejection, "Unhandled rejection.");
         ApiError::bad_request("bad_request", "the request could not be understood")

@@ -246,9 +246,49 @@ fn source_key(id: &str) -> Vec<u8> {
 }
 const INTEGRATION_KEY: &[u8] = b"g:bigpanda";
 
+/// Makes `dir` mode 0700 (creating it first when `create`) and every entry sled put in it
+/// 0600 (files) or 0700 (directories, e.g. `blobs/`). The store holds the BigPanda key; sled
+/// follows the umask, and files it creates later are protected by the 0700 directories.
+fn make_private(dir: &Path, create: bool) -> Result<(), StoreError> {
+    use std::fs::{self, DirBuilder, Permissions};
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        StoreError::Io(format!("cannot {what} {}: {e}", p.display()))
+    };
+    let set = |p: &Path, mode: u32| {
+        fs::set_permissions(p, Permissions::from_mode(mode)).map_err(|e| io("restrict", p, e))
+    };
+    if create {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io("create", dir, e))?;
+    }
+    set(dir, 0o700)?;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in fs::read_dir(&d).map_err(|e| io("list", &d, e))? {
+            let entry = entry.map_err(|e| io("list", &d, e))?;
+            let (path, kind) = (
+                entry.path(),
+                entry.file_type().map_err(|e| io("stat", &d, e))?,
+            );
+            if kind.is_dir() {
+                set(&path, 0o700)?;
+                pending.push(path);
+            } else if kind.is_file() {
+                set(&path, 0o600)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+        make_private(dir, true)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(opts.cache_bytes)
@@ -270,6 +310,8 @@ impl Store {
                 })
             }
         }
+        // sled creates its files with the process umask (often 0644): tighten what it made.
+        make_private(dir, false)?;
         let log = std::fs::File::open(dir.join("db")).map_err(|e| StoreError::Io(e.to_string()))?;
         let faults = Arc::new(Faults::default());
         let flush = SledFlush {

@@ -275,3 +275,25 @@ async fn undo_restores_every_key_a_step_touched() {
         .0
         .is_empty());
 }
+
+#[test]
+fn store_dir_and_files_are_private_even_when_created_with_a_loose_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    // A store made by an older build: world-readable directory and files.
+    std::fs::create_dir(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = Store::open(&path, &StoreOptions::default()).unwrap();
+    store.close();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o700);
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&path).unwrap() {
+        let p = entry.unwrap().path();
+        let want = if p.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&p), want, "{}", p.display());
+        seen += 1;
+    }
+    assert!(seen >= 2, "sled wrote no files?");
+}

@@ -794,6 +794,46 @@ proptest! {
         }
     }
 
+    /// The stable-toolchain twin of the `webhook_parse` fuzz target (fuzz/, docs/fuzzing.md):
+    /// whatever id a body carries, an accepted id is not blank, at most
+    /// `MAX_INCIDENT_ID_BYTES` long and free of control characters; an id that is all of
+    /// these is accepted as is.
+    #[test]
+    fn accepted_ids_keep_their_invariants(
+        id in prop_oneof![
+            "\\PC{0,8}",
+            ".{0,3}[\u{0}-\u{1f}\u{7f}-\u{9f}].{0,3}",
+            "[ \t]{0,3}",
+            "[a-zé]{500,520}",
+        ],
+        numeric in any::<bool>(),
+        at_top in any::<bool>(),
+        extra in arb_json(),
+    ) {
+        let value = if numeric { json!(id.len()) } else { json!(id) };
+        let body = if at_top {
+            json!({"incident_id": value, "extra": extra})
+        } else {
+            json!({"incident": {"id": value}, "extra": extra})
+        };
+        let text = body.to_string();
+        let valid = |s: &str| {
+            !s.trim().is_empty()
+                && s.len() <= MAX_INCIDENT_ID_BYTES
+                && !s.chars().any(char::is_control)
+        };
+        match parse(text.as_bytes()) {
+            Ok(snap) => {
+                prop_assert!(valid(&snap.incident_id), "accepted {:?}", snap.incident_id);
+                let want = if numeric { id.len().to_string() } else { id.clone() };
+                prop_assert_eq!(snap.incident_id, want);
+            }
+            Err(e) => {
+                prop_assert!(!numeric && !valid(&id), "refused valid id {:?}: {}", id, e)
+            }
+        }
+    }
+
     #[test]
     fn valid_body_round_trips_its_id(
         id in "[^\\p{Cc}]{1,64}".prop_filter("not blank", |s| !s.trim().is_empty()),
