@@ -30,6 +30,8 @@ pub struct Metrics {
     pub outbox_oldest_age_seconds: Gauge<f64, AtomicU64>,
     pub integration_healthy: Gauge,
     pub request_duration: Family<Labels, Histogram>,
+    pub store_flushes: Gauge,
+    pub store_flushed_writes: Gauge,
     /// Pre-created per route, so observing a request allocates nothing.
     route_histograms: Vec<(&'static str, Histogram)>,
 }
@@ -113,6 +115,18 @@ impl Metrics {
             "HTTP request latency, by route",
             request_duration.clone(),
         );
+        let store_flushes = Gauge::default();
+        registry.register(
+            "store_group_commits",
+            "Group commits (flush + fdatasync) since start",
+            store_flushes.clone(),
+        );
+        let store_flushed_writes = Gauge::default();
+        registry.register(
+            "store_group_commit_writes",
+            "Writes covered by group commits since start; divided by group_commits, the mean group size",
+            store_flushed_writes.clone(),
+        );
         let route_histograms = ROUTES
             .iter()
             .map(|r| {
@@ -137,6 +151,8 @@ impl Metrics {
             outbox_oldest_age_seconds,
             integration_healthy,
             request_duration,
+            store_flushes,
+            store_flushed_writes,
             route_histograms,
         })
     }

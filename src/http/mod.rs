@@ -210,6 +210,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(warp::get())
         .and(with_app(Arc::clone(&app)))
         .map(|app: Arc<App>| {
+            let (flushes, writes) = app.engine.store().flush_stats();
+            app.metrics.store_flushes.set(flushes as i64);
+            app.metrics.store_flushed_writes.set(writes as i64);
             warp::reply::with_header(
                 app.metrics.render(),
                 "content-type",

@@ -8,6 +8,7 @@
 //! reach the disk's write cache (sled issue 1452). Only then are the waiters answered.
 
 use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,6 +29,9 @@ pub(super) struct GroupCommit {
     queue: Mutex<Queue>,
     wake: Condvar,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Flushes done, and writers they covered: their ratio is the mean group size.
+    pub(super) flushes: AtomicU64,
+    pub(super) flushed_waiters: AtomicU64,
 }
 
 /// Resolves once every write applied before it was issued is on disk.
@@ -39,6 +43,9 @@ pub(super) trait Flush: Send + Sync + 'static {
     /// While writes fail, tries a small write and flush so health recovers without traffic.
     fn probe(&self);
 }
+
+/// The group size from which the flusher lingers before the next flush.
+const LINGER_FROM_GROUP: usize = 4;
 
 /// How often a degraded store is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -92,6 +99,8 @@ impl GroupCommit {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             thread: Mutex::new(None),
+            flushes: AtomicU64::new(0),
+            flushed_waiters: AtomicU64::new(0),
         });
         let worker = Arc::clone(&gc);
         let handle = std::thread::Builder::new()
@@ -123,6 +132,9 @@ impl GroupCommit {
     }
 
     fn run(&self, flush: impl Flush, linger: Duration) {
+        // Linger only under load: when the last group had company, waiting lets the next one
+        // grow; when writers come one at a time, waiting would only add latency.
+        let mut last_group = 0usize;
         loop {
             let batch = {
                 let Ok(mut q) = self.queue.lock() else { return };
@@ -146,7 +158,7 @@ impl GroupCommit {
                 if q.waiters.is_empty() && q.stopping {
                     return;
                 }
-                if !linger.is_zero() && !q.stopping {
+                if !linger.is_zero() && !q.stopping && last_group >= LINGER_FROM_GROUP {
                     drop(q);
                     std::thread::sleep(linger);
                     q = match self.queue.lock() {
@@ -156,7 +168,11 @@ impl GroupCommit {
                 }
                 std::mem::take(&mut q.waiters)
             };
+            last_group = batch.len();
             let result = flush.flush();
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            self.flushed_waiters
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
             if let Err(e) = &result {
                 tracing::error!(error = %e, waiters = batch.len(), "Store flush failed; the writes in this batch are not acknowledged.");
             }

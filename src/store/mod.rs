@@ -114,7 +114,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 64 * 1024 * 1024,
-            linger: Duration::from_micros(200),
+            linger: Duration::from_micros(500),
         }
     }
 }
@@ -329,6 +329,15 @@ impl Store {
 
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// Group commits done so far, and the writers they covered.
+    pub fn flush_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.commit.flushes.load(Relaxed),
+            self.commit.flushed_waiters.load(Relaxed),
+        )
     }
 
     /// A future that resolves when everything written so far is on disk.
