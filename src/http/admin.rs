@@ -52,6 +52,19 @@ fn parse_body<T: DeserializeOwned>(body: Result<Bytes, ApiError>) -> Result<T, A
     })
 }
 
+/// Waits until every write so far is on disk, so an admin change is never answered before it
+/// would survive a crash.
+async fn durable(app: &App) -> Result<(), ApiError> {
+    match app.engine.store().durable().await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Err(ApiError::unavailable(
+            "shutting_down",
+            "pandabridge is shutting down; retry later",
+        )),
+    }
+}
+
 fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -69,7 +82,11 @@ async fn route(
 ) -> Result<Response, ApiError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     match (segments.as_slice(), method) {
-        (["alert-sources"], &Method::POST) => create_source(app, body),
+        (["alert-sources"], &Method::POST) => {
+            let reply = create_source(app, body)?;
+            durable(app).await?;
+            Ok(reply)
+        }
         (["alert-sources"], &Method::GET) => {
             let base = &app.public_url;
             let list: Vec<_> = app
@@ -88,18 +105,26 @@ async fn route(
                 .ok_or_else(|| ApiError::not_found("alert source"))?;
             ok(views::source(&s, &app.public_url))
         }
-        (["alert-sources", id], &Method::PATCH) => update_source(app, id, body),
+        (["alert-sources", id], &Method::PATCH) => {
+            let reply = update_source(app, id, body)?;
+            durable(app).await?;
+            Ok(reply)
+        }
         (["alert-sources", id], &Method::DELETE) => {
             app.sources.delete(id)?;
+            durable(app).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (["alert-sources", _], _) => Err(method_not_allowed()),
         (["alert-sources", id, "rotate-token"], &Method::POST) => {
             let (record, token) = app.sources.rotate(id)?;
+            // A token shown once must survive a crash right after it was shown.
+            durable(app).await?;
             let mut view = views::source(&record, &app.public_url);
             view["token"] = serde_json::Value::String(token.0);
             ok(view)
         }
+        (["alert-sources", _, "rotate-token"], _) => Err(method_not_allowed()),
         (["alerts"], &Method::GET) => list_alerts(app, query),
         (["alerts", id], &Method::GET) => {
             let store = app.engine.store();

@@ -132,14 +132,26 @@ pub struct SourceRecord {
     pub created_at: Millis,
 }
 
-/// The stored BigPanda integration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The stored BigPanda integration. `Debug` hides the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntegrationRecord {
     pub api_key: String,
     pub api_url: String,
     pub validated_at: Millis,
     pub healthy: bool,
     pub last_error: Option<String>,
+}
+
+impl std::fmt::Debug for IntegrationRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntegrationRecord")
+            .field("api_key", &"<redacted>")
+            .field("api_url", &self.api_url)
+            .field("validated_at", &self.validated_at)
+            .field("healthy", &self.healthy)
+            .field("last_error", &self.last_error)
+            .finish()
+    }
 }
 
 /// Filters of the alert listing; all optional.
