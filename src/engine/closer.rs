@@ -402,6 +402,7 @@ fn classify(outcome: ResolveOutcome, attempt: u32) -> (CloseReply, Next) {
             };
             (
                 CloseReply::Retry {
+                    status,
                     error,
                     next_attempt_at: now_millis() + wait.as_millis() as i64,
                 },

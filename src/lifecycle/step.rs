@@ -49,8 +49,9 @@ pub enum CloseReply {
     NotFound { status: u16 },
     /// 401/403: the key is bad; the close is kept and paused.
     Unauthorized { status: u16 },
-    /// 429, 5xx, timeout, connection error: try again at `next_attempt_at`.
     Retry {
+        /// BigPanda's status when it answered (429, 5xx); `None` for timeouts and connection errors.
+        status: Option<u16>,
         error: String,
         next_attempt_at: Millis,
     },
@@ -389,7 +390,7 @@ fn close_result(
             CloseReply::NotFound { status } | CloseReply::Unauthorized { status } => {
                 ("rejected", Some(*status), None)
             }
-            CloseReply::Retry { error, .. } => ("error", None, Some(error.as_str())),
+            CloseReply::Retry { status, error, .. } => ("error", *status, Some(error.as_str())),
             CloseReply::NoEnvironment => ("error", None, Some("no_environment_id")),
             CloseReply::Rejected { status, error } => ("rejected", *status, Some(error.as_str())),
         };
@@ -434,13 +435,14 @@ fn close_result(
             history.push(attempt("paused", Some(*status), None));
         }
         CloseReply::Retry {
+            status,
             error,
             next_attempt_at,
         } => {
             sync.attempts += 1;
             sync.last_error = Some(error.clone());
             sync.next_attempt_at = Some(*next_attempt_at);
-            history.push(attempt("retry", None, Some(error)));
+            history.push(attempt("retry", *status, Some(error)));
         }
         CloseReply::Rejected { status, error } => {
             sync.attempts += 1;

@@ -602,6 +602,7 @@ fn rule9_transient_error_keeps_close_pending_with_backoff() {
     story.reply(
         0,
         CloseReply::Retry {
+            status: Some(503),
             error: "HTTP 503".into(),
             next_attempt_at: 99_000,
         },

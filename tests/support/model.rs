@@ -116,6 +116,7 @@ pub fn close_reply() -> impl Strategy<Value = CloseReply> {
             .prop_map(|status| CloseReply::Unauthorized { status }),
         prop::sample::select(vec!["HTTP 429", "HTTP 503", "timeout"]).prop_map(|e| {
             CloseReply::Retry {
+                status: None,
                 error: e.into(),
                 next_attempt_at: 1_000_000,
             }
