@@ -49,6 +49,7 @@ pub enum CloseReply {
     NotFound { status: u16 },
     /// 401/403: the key is bad; the close is kept and paused.
     Unauthorized { status: u16 },
+    /// 429, 5xx, timeout, connection error: try again at `next_attempt_at`.
     Retry {
         /// BigPanda's status when it answered (429, 5xx); `None` for timeouts and connection errors.
         status: Option<u16>,
