@@ -187,7 +187,7 @@ pub struct ClientArgs {
     #[arg(long, global = true, value_name = "URL", default_value = DEFAULT_ADMIN_URL)]
     pub url: String,
 
-    /// Admin token. [default: ./pandabridge-data/admin-token]
+    /// Admin token (the value). [default: the contents of ./pandabridge-data/admin-token]
     #[arg(
         long,
         global = true,
