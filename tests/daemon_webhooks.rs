@@ -8,38 +8,12 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::daemon::{fixture, fixture_json, run_expecting_exit, Daemon};
+use support::daemon::{
+    error_code, fixture, fixture_json, run_expecting_exit, with_incident_id, Daemon,
+};
 
 /// The incident id used by the four fixtures.
 const FIXTURE_INCIDENT: &str = "6553e19ec2f4b10019a7d0ff";
-
-/// A fixture with its `incident.id` replaced, as bytes ready to post.
-fn with_incident_id(name: &str, incident_id: &str) -> Vec<u8> {
-    let mut body = fixture_json(name);
-    body["incident"]["id"] = json!(incident_id);
-    serde_json::to_vec(&body).expect("serialize")
-}
-
-/// Asserts the CONTRACT §3 error shape and returns the error code.
-#[track_caller]
-fn error_code(body: &Value) -> &str {
-    let err = &body["error"];
-    let message = err["message"].as_str().unwrap_or("");
-    assert!(!message.is_empty(), "error without a message: {body}");
-    assert_eq!(
-        body.as_object().map(|o| o.len()),
-        Some(1),
-        "error reply has extra keys: {body}"
-    );
-    let code = err["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no code: {body}"));
-    assert!(
-        !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-        "code is not snake_case: {code:?}"
-    );
-    code
-}
 
 fn outcomes(events: &Value, kind: &str) -> Vec<String> {
     events

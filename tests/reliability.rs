@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
-use support::daemon::{fixture_json, Daemon};
+use support::daemon::{error_code, fixture_json, Daemon};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -344,17 +344,6 @@ fn vm_rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS line")
-}
-
-/// Asserts the CONTRACT §3 error shape; returns the code.
-#[track_caller]
-fn error_code(body: &Value) -> String {
-    let message = body["error"]["message"].as_str().unwrap_or("");
-    assert!(!message.is_empty(), "error without a message: {body}");
-    body["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code: {body}"))
-        .to_owned()
 }
 
 // ---- 1. crash safety ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::daemon::{fixture, fixture_json, Daemon};
+use support::daemon::{error_code, fixture, fixture_json, with_incident_id, Daemon};
 use support::fake_bigpanda::{FakeBigPanda, RecordedRequest, Reply};
 
 /// The incident id and environment id used by the fixtures.
@@ -26,23 +26,6 @@ const QUIET: Duration = Duration::from_millis(2500);
 
 fn resolve_path(env: &str, incident: &str) -> String {
     format!("/resources/v2.0/environments/{env}/incidents/{incident}/resolve")
-}
-
-/// A fixture with its `incident.id` replaced, as bytes ready to post.
-fn with_incident_id(name: &str, incident_id: &str) -> Vec<u8> {
-    let mut body = fixture_json(name);
-    body["incident"]["id"] = json!(incident_id);
-    serde_json::to_vec(&body).expect("serialize")
-}
-
-/// Asserts the CONTRACT §3 error shape and returns the error code.
-#[track_caller]
-fn error_code(body: &Value) -> &str {
-    let message = body["error"]["message"].as_str().unwrap_or("");
-    assert!(!message.is_empty(), "error without a message: {body}");
-    body["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("error without a code: {body}"))
 }
 
 /// The alert's history entries of one kind, oldest first.

@@ -31,6 +31,35 @@ pub fn fixture_json(name: &str) -> Value {
     serde_json::from_slice(&fixture(name)).expect("fixture is JSON")
 }
 
+/// A fixture with its `incident.id` replaced, as bytes ready to post.
+pub fn with_incident_id(name: &str, incident_id: &str) -> Vec<u8> {
+    let mut body = fixture_json(name);
+    body["incident"]["id"] = serde_json::json!(incident_id);
+    serde_json::to_vec(&body).expect("serialize")
+}
+
+/// Asserts the CONTRACT §3 error shape (`{"error": {"code", "message"}}` and nothing else, a
+/// snake_case code, a message) and returns the error code.
+#[track_caller]
+pub fn error_code(body: &Value) -> &str {
+    let err = &body["error"];
+    let message = err["message"].as_str().unwrap_or("");
+    assert!(!message.is_empty(), "error without a message: {body}");
+    assert_eq!(
+        body.as_object().map(|o| o.len()),
+        Some(1),
+        "error reply has extra keys: {body}"
+    );
+    let code = err["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no code: {body}"));
+    assert!(
+        !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+        "code is not snake_case: {code:?}"
+    );
+    code
+}
+
 /// The command line for `pandabridge serve` on a free loopback port, isolated from the
 /// caller's `PANDABRIDGE_*` environment so a developer's settings cannot change the tests.
 fn serve_command(data_dir: &Path, extra_args: &[&str]) -> Command {
