@@ -27,6 +27,17 @@ pub fn admit(
     content_type: Option<String>,
     app: Arc<App>,
 ) -> Result<Admitted, ApiError> {
+    let metrics = Arc::clone(&app.metrics);
+    check(source_id, authorization, content_type, app)
+        .inspect_err(|e| metrics.count_rejected(e.code))
+}
+
+fn check(
+    source_id: String,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    app: Arc<App>,
+) -> Result<Admitted, ApiError> {
     let token = bearer(authorization.as_deref()).ok_or_else(ApiError::unauthorized)?;
     // Unknown sources get the same answer as wrong tokens: do not reveal which sources exist.
     if !app.sources.verify(&source_id, token) {
