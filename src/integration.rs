@@ -2,40 +2,61 @@
 //! before it is stored (CONTRACT §3 "BigPanda integration").
 //!
 //! A rejected key never replaces the stored one. The key is kept in the store (inside the
-//! 0700 data dir) and is never returned, logged or exported as a metric: replies show only its
-//! last four characters.
+//! 0700 data dir) and is never returned, logged or exported as a metric: callers get only its
+//! last four characters. How these results look over HTTP is `http::integration`'s business.
 
-use bytes::Bytes;
-use futures_util::future::BoxFuture;
 use ractor::ActorRef;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use warp::http::StatusCode;
 
-use crate::bigpanda::client::{ApiKey, BigPandaApi, ValidateError};
+use crate::bigpanda::client::{ApiKey, BigPandaApi, Environment, ValidateError};
 use crate::engine::closer::{integration_record, CloserMsg};
-use crate::http::error::ApiError;
-use crate::http::views::ts;
-use crate::http::IntegrationApi;
-use crate::store::Store;
+use crate::lifecycle::Millis;
+use crate::store::{Store, StoreError};
 
 pub struct Integration {
     pub store: Store,
     pub api: BigPandaApi,
-    /// `--bigpanda-api-url`: used when a PUT names no `api_url`.
+    /// `--bigpanda-api-url`: used when a connect names no API URL.
     pub default_api_url: String,
     pub closer: ActorRef<CloserMsg>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutRequest {
-    api_key: String,
-    #[serde(default)]
-    api_url: Option<String>,
+/// Why a key was not stored. In every case the previously stored key (if any) is unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("api_key is unusable: {0}")]
+    BadKey(String),
+    #[error("api_url must be an http:// or https:// URL, e.g. https://api.bigpanda.io")]
+    BadUrl,
+    #[error("BigPanda rejected this API key (HTTP 401)")]
+    KeyInvalid,
+    #[error("this API key may not list BigPanda environments (HTTP 403)")]
+    KeyForbidden,
+    #[error("{0}")]
+    Unreachable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-fn normalise_url(raw: &str) -> Result<String, ApiError> {
+/// A key that was validated and stored.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    pub api_url: String,
+    pub key_hint: String,
+    pub environments: Vec<Environment>,
+}
+
+/// What `GET /api/v1/integrations/bigpanda` reports.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub connected: bool,
+    pub api_url: String,
+    pub key_hint: Option<String>,
+    pub validated_at: Option<Millis>,
+    pub healthy: bool,
+    pub last_error: Option<String>,
+}
+
+fn normalise_url(raw: &str) -> Result<String, ConnectError> {
     let url = raw.trim().trim_end_matches('/');
     let ok = (url.starts_with("https://") || url.starts_with("http://"))
         && url.len() > "https://".len()
@@ -43,55 +64,31 @@ fn normalise_url(raw: &str) -> Result<String, ApiError> {
     if ok {
         Ok(url.to_string())
     } else {
-        Err(ApiError::bad_request(
-            "invalid_request",
-            "api_url must be an http:// or https:// URL, e.g. https://api.bigpanda.io",
-        ))
+        Err(ConnectError::BadUrl)
     }
 }
 
-fn key_hint(raw: &str) -> Value {
-    ApiKey::new(raw)
-        .map(|k| Value::String(k.key_hint()))
-        .unwrap_or(Value::Null)
-}
-
 impl Integration {
-    async fn put_inner(&self, body: Bytes) -> Result<Value, ApiError> {
-        let req: PutRequest = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_json",
-                format!("expected {{\"api_key\": \"...\", \"api_url\": \"optional\"}}: {e}"),
-            )
-        })?;
-        let key = ApiKey::new(&req.api_key).map_err(|e| {
-            ApiError::bad_request("invalid_request", format!("api_key is unusable: {e}"))
-        })?;
-        let url = normalise_url(req.api_url.as_deref().unwrap_or(&self.default_api_url))?;
+    /// Validates `api_key` against BigPanda (listing its environments) and stores it only if
+    /// BigPanda accepts it; returns once the stored key is durable.
+    pub async fn connect(
+        &self,
+        api_key: &str,
+        api_url: Option<&str>,
+    ) -> Result<Connected, ConnectError> {
+        let key = ApiKey::new(api_key).map_err(|e| ConnectError::BadKey(e.to_string()))?;
+        let url = normalise_url(api_url.unwrap_or(&self.default_api_url))?;
         let environments = self.api.list_environments(&url, &key).await.map_err(|e| {
-            tracing::warn!(key = %key, api_url = %url, error = %e, "BigPanda API key was not accepted; the stored key is unchanged.");
+            tracing::warn!(key = %key, api_url = %url, error = %e,
+                "BigPanda API key was not accepted; the stored key is unchanged.");
             match e {
-                ValidateError::Invalid => ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "bigpanda_key_invalid",
-                    "BigPanda rejected this API key (HTTP 401); the stored key is unchanged",
-                ),
-                ValidateError::Forbidden => ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "bigpanda_key_forbidden",
-                    "this API key may not list BigPanda environments (HTTP 403); the stored key is unchanged",
-                ),
-                ValidateError::InvalidUrl(m) => ApiError::bad_request("invalid_request", m),
-                ValidateError::Rejected { status } => ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "bigpanda_unreachable",
-                    format!("BigPanda answered HTTP {status} at {url}; check api_url. The stored key is unchanged"),
-                ),
-                ValidateError::Unreachable(m) => ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "bigpanda_unreachable",
-                    format!("{m}; the stored key is unchanged"),
-                ),
+                ValidateError::Invalid => ConnectError::KeyInvalid,
+                ValidateError::Forbidden => ConnectError::KeyForbidden,
+                ValidateError::InvalidUrl(_) => ConnectError::BadUrl,
+                ValidateError::Rejected { status } => ConnectError::Unreachable(format!(
+                    "BigPanda answered HTTP {status} at {url}; check api_url"
+                )),
+                ValidateError::Unreachable(m) => ConnectError::Unreachable(m),
             }
         })?;
         self.store
@@ -101,44 +98,42 @@ impl Integration {
             return Err(e.into());
         }
         let _ = self.closer.cast(CloserMsg::IntegrationChanged);
-        tracing::info!(key = %key, api_url = %url, environments = environments.len(), "BigPanda API key validated and stored.");
-        Ok(json!({
-            "connected": true,
-            "api_url": url,
-            "key_hint": key.key_hint(),
-            "environments": environments,
-        }))
-    }
-}
-
-impl IntegrationApi for Integration {
-    fn put(&self, body: Bytes) -> BoxFuture<'_, Result<Value, ApiError>> {
-        Box::pin(self.put_inner(body))
-    }
-
-    fn get(&self) -> Result<Value, ApiError> {
-        Ok(match self.store.integration()? {
-            Some(rec) => json!({
-                "connected": true,
-                "api_url": rec.api_url,
-                "key_hint": key_hint(&rec.api_key),
-                "validated_at": ts(rec.validated_at),
-                "healthy": rec.healthy,
-                "last_error": rec.last_error,
-            }),
-            None => json!({
-                "connected": false,
-                "api_url": self.default_api_url,
-                "key_hint": null,
-                "validated_at": null,
-                "healthy": false,
-                "last_error": null,
-            }),
+        tracing::info!(key = %key, api_url = %url, environments = environments.len(),
+            "BigPanda API key validated and stored.");
+        Ok(Connected {
+            api_url: url,
+            key_hint: key.key_hint(),
+            environments,
         })
     }
 
-    fn delete(&self) -> Result<(), ApiError> {
+    pub fn status(&self) -> Result<Status, StoreError> {
+        Ok(match self.store.integration()? {
+            Some(rec) => Status {
+                connected: true,
+                key_hint: ApiKey::new(&rec.api_key).ok().map(|k| k.key_hint()),
+                api_url: rec.api_url,
+                validated_at: Some(rec.validated_at),
+                healthy: rec.healthy,
+                last_error: rec.last_error,
+            },
+            None => Status {
+                connected: false,
+                api_url: self.default_api_url.clone(),
+                key_hint: None,
+                validated_at: None,
+                healthy: false,
+                last_error: None,
+            },
+        })
+    }
+
+    /// Forgets the key; pending closes wait until a new one is stored.
+    pub async fn disconnect(&self) -> Result<(), StoreError> {
         self.store.delete_integration()?;
+        if let Ok(Err(e)) = self.store.durable().await {
+            return Err(e);
+        }
         let _ = self.closer.cast(CloserMsg::IntegrationChanged);
         tracing::info!("BigPanda API key removed; closes wait until a new key is stored.");
         Ok(())

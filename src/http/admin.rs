@@ -157,10 +157,10 @@ async fn route(
                 return Err(ApiError::not_found("endpoint"));
             };
             match *m {
-                Method::PUT => ok(integration.put(body?).await?),
-                Method::GET => ok(integration.get()?),
+                Method::PUT => ok(super::integration::put(integration, body?).await?),
+                Method::GET => ok(super::integration::get(integration)?),
                 Method::DELETE => {
-                    integration.delete()?;
+                    integration.disconnect().await?;
                     Ok(StatusCode::NO_CONTENT.into_response())
                 }
                 _ => Err(method_not_allowed()),

@@ -6,6 +6,7 @@
 
 mod admin;
 pub mod error;
+mod integration;
 pub mod server;
 pub mod views;
 mod webhook;
@@ -42,17 +43,8 @@ pub struct App {
     pub inflight: Arc<Semaphore>,
     /// False once shutdown begins: new webhooks get 503.
     pub accepting: AtomicBool,
-    pub integration: Option<Arc<dyn IntegrationApi>>,
-}
-
-/// The BigPanda integration endpoints, provided by the two-way sync module.
-pub trait IntegrationApi: Send + Sync {
-    fn put(
-        &self,
-        body: Bytes,
-    ) -> futures_util::future::BoxFuture<'_, Result<serde_json::Value, ApiError>>;
-    fn get(&self) -> Result<serde_json::Value, ApiError>;
-    fn delete(&self) -> Result<(), ApiError>;
+    /// The BigPanda integration (absent in tests that need no BigPanda).
+    pub integration: Option<Arc<crate::integration::Integration>>,
 }
 
 impl App {
