@@ -33,15 +33,15 @@ use std::time::Duration;
 
 use pandabridge::engine::{AlertKey, Engine, EngineError, EngineOptions};
 use pandabridge::lifecycle::{
-    Alert, AlertStatus, CloseReply, CloseState, HistoryEvent, Input, Outbound, OutboundKey,
-    Outcome, ResolvedBy, Snapshot,
+    Alert, CloseReply, HistoryEvent, Input, Outbound, OutboundKey, Outcome, Snapshot,
 };
 use pandabridge::metrics::Metrics;
 use pandabridge::store::{AlertFilter, Store, StoreOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{FileFailurePersistence, TestCaseError, TestRunner};
 use support::model::{
-    check_alert, check_outbox, model_input, op, snapshot_pool, Expect, Model, Op,
+    check_alert, check_outbox, check_resolve_settled, model_input, op, snapshot_pool, Expect,
+    Model, Op,
 };
 
 /// The incidents a case can touch. Two share an incident id under different sources: still two
@@ -570,18 +570,7 @@ async fn finish(
                 "alert {id} missing at the end"
             )));
         };
-        let resolved_here = alert.status == AlertStatus::Resolved
-            && alert.resolved_by.as_ref().is_some_and(ResolvedBy::is_local);
-        if resolved_here {
-            let sync = &alert.close_sync;
-            prop_assert!(
-                sync.state == CloseState::Closed
-                    || (sync.state == CloseState::Failed && sync.last_error.is_some()),
-                "incident {}: a resolve here ended neither closed nor visibly failed: {:?}",
-                k,
-                sync
-            );
-        }
+        check_resolve_settled(&alert, &format!("incident {k}"))?;
     }
     Ok(())
 }

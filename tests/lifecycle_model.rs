@@ -11,13 +11,14 @@ mod support;
 use std::collections::BTreeSet;
 
 use pandabridge::lifecycle::{
-    step, Alert, AlertStatus, CloseReply, CloseState, Ctx, Effect, Input, Millis, Outbound,
-    OutboundKey, Outcome, ResolvedBy, Snapshot,
+    step, Alert, AlertStatus, CloseReply, Ctx, Effect, Input, Millis, Outbound, OutboundKey,
+    Outcome, ResolvedBy, Snapshot,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use support::model::{
-    check_alert, check_outbox, model_input, op, snapshot_pool, Expect, Model, Op,
+    check_alert, check_outbox, check_resolve_settled, model_input, op, snapshot_pool, Expect,
+    Model, Op,
 };
 
 const ALERT_ID: &str = "al-model";
@@ -240,17 +241,10 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
         check(&m, &real, "the finishing phase")?;
     }
     let alert = real.alert.as_ref().expect("the alert exists");
+    check_resolve_settled(alert, "the alert")?;
     let resolved_here = alert.status == AlertStatus::Resolved
         && alert.resolved_by.as_ref().is_some_and(ResolvedBy::is_local);
-    if resolved_here {
-        let sync = &alert.close_sync;
-        prop_assert!(
-            sync.state == CloseState::Closed
-                || (sync.state == CloseState::Failed && sync.last_error.is_some()),
-            "a resolve here ended neither closed nor visibly failed: {:?}",
-            sync
-        );
-    } else {
+    if !resolved_here {
         prop_assert!(
             real.outbox.is_empty(),
             "close owed for an alert not resolved here"

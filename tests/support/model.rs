@@ -518,3 +518,21 @@ pub fn check_outbox(
     );
     Ok(())
 }
+
+/// "Every resolve here ends closed or visibly failed": for an alert resolved by a local user or
+/// an API client, the close must be `closed`, or `failed` with an error to show.
+pub fn check_resolve_settled(alert: &Alert, what: &str) -> Result<(), TestCaseError> {
+    let resolved_here = alert.status == AlertStatus::Resolved
+        && alert.resolved_by.as_ref().is_some_and(ResolvedBy::is_local);
+    if resolved_here {
+        let sync = &alert.close_sync;
+        prop_assert!(
+            sync.state == CloseState::Closed
+                || (sync.state == CloseState::Failed && sync.last_error.is_some()),
+            "{}: a resolve here ended neither closed nor visibly failed: {:?}",
+            what,
+            sync
+        );
+    }
+    Ok(())
+}
