@@ -18,11 +18,10 @@ pub struct Pending {
     pub outcome: lifecycle::Outcome,
 }
 
-// Moved, never copied, once per input: boxing would only add an allocation per webhook.
-#[allow(clippy::large_enum_variant)]
 pub enum IncidentMsg {
     Apply {
-        input: Input,
+        /// Shared with the caller, which may have to deliver it again to a fresh actor.
+        input: Arc<Input>,
         reply: oneshot::Sender<Result<Pending, EngineError>>,
         /// Set when the actor starts on this input, so a caller whose reply is lost can tell a
         /// crash on its own input from one on an input queued ahead of it.
@@ -112,7 +111,7 @@ fn load(store: &Store, key: &AlertKey) -> Result<Option<Alert>, EngineError> {
 /// answer. A failed write or flush leaves the actor's state as it was and reverts the tree, so
 /// neither memory nor the store runs ahead of what callers were told. Waiting here serialises
 /// only this incident's inputs on the flush; other incidents share the same group commit.
-async fn apply(state: &mut IncidentState, input: Input) -> Result<Pending, EngineError> {
+async fn apply(state: &mut IncidentState, input: Arc<Input>) -> Result<Pending, EngineError> {
     let shared = &state.shared;
     let ctx = Ctx {
         now: super::now_millis(),
@@ -148,7 +147,7 @@ async fn apply(state: &mut IncidentState, input: Input) -> Result<Pending, Engin
     if !enqueued.is_empty() {
         shared.notify_outbox(enqueued);
     }
-    if matches!(input, Input::Webhook(_)) {
+    if matches!(*input, Input::Webhook(_)) {
         shared.metrics.count_outcome(step.outcome);
     }
     let alert = step.alert;

@@ -188,12 +188,13 @@ impl Engine {
     /// its crashes: inputs queued behind a crashing one lose their replies too, through no fault
     /// of their own. A webhook that crashes its actor twice is quarantined.
     pub async fn apply(&self, key: &AlertKey, input: Input) -> Result<Applied, EngineError> {
+        let input = Arc::new(input);
         let mut crashes = 0;
         for _ in 0..MAX_DELIVERIES {
             let started = Arc::new(AtomicBool::new(false));
             let attempt = self
                 .ask(key, |reply| IncidentMsg::Apply {
-                    input: input.clone(),
+                    input: Arc::clone(&input),
                     reply,
                     started: Arc::clone(&started),
                 })
@@ -204,7 +205,7 @@ impl Engine {
                         crashes += 1;
                     }
                     if crashes >= 2 {
-                        return self.quarantine(key, input).await;
+                        return self.quarantine(key, &input).await;
                     }
                 }
                 other => {
@@ -221,21 +222,21 @@ impl Engine {
 
     /// Twice is a pattern, not bad luck: a webhook that crashed its actor twice is recorded as a
     /// poison event, so that BigPanda, which resends until it gets a 2xx, stops feeding it to us.
-    async fn quarantine(&self, key: &AlertKey, input: Input) -> Result<Applied, EngineError> {
+    async fn quarantine(&self, key: &AlertKey, input: &Input) -> Result<Applied, EngineError> {
         let Input::Webhook(snap) = input else {
             return Err(EngineError::ActorLost);
         };
         let event_type = snap.event_type.as_str().to_string();
         let quarantine = Input::Quarantine {
-            incident_id: snap.incident_id,
-            event_type: snap.event_type,
+            incident_id: snap.incident_id.clone(),
+            event_type: snap.event_type.clone(),
             version: snap.version,
             reason: "processing this event crashed the incident actor twice".into(),
         };
         let started = Arc::new(AtomicBool::new(false));
         let pending = self
             .ask(key, |reply| IncidentMsg::Apply {
-                input: quarantine,
+                input: Arc::new(quarantine),
                 reply,
                 started,
             })

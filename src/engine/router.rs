@@ -13,8 +13,6 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 use super::incident::{IncidentActor, IncidentArgs, IncidentMsg};
 use super::{AlertKey, Shared};
 
-// Moved, never copied, once per input: boxing would only add an allocation per webhook.
-#[allow(clippy::large_enum_variant)]
 pub enum RouterMsg {
     Route {
         key: AlertKey,
