@@ -26,6 +26,8 @@ use crate::store::{IntegrationRecord, Store};
 const MAX_IN_FLIGHT: usize = 8;
 const TICK: Duration = Duration::from_millis(50);
 const RESCAN: Duration = Duration::from_secs(30);
+/// A rate-limit slot older than this when the request is ready is taken again.
+const STALE_SLOT: Duration = Duration::from_millis(50);
 /// When the engine itself could not take a claim or a result (store trouble), try again later.
 const ENGINE_RETRY: Duration = Duration::from_secs(5);
 
@@ -91,10 +93,10 @@ fn store(deps: &Deps) -> &Store {
 /// Turns a wall-clock due time (ms) into the tokio clock.
 fn due_at(at: Option<Millis>) -> Instant {
     let now = Instant::now();
-    match at {
-        Some(ms) if ms > now_millis() => now + Duration::from_millis((ms - now_millis()) as u64),
-        _ => now,
-    }
+    let wait_ms = at.map_or(0, |ms| ms.saturating_sub(now_millis()).max(0));
+    // A far-future time (a clock jump, a bad record) must not overflow the Instant: cap it.
+    let wait = Duration::from_millis(wait_ms as u64).min(Duration::from_secs(24 * 3600));
+    now.checked_add(wait).unwrap_or(now)
 }
 
 impl Actor for Closer {
@@ -321,7 +323,14 @@ async fn deliver(deps: &Deps, msg: Outbound, api_key: &ApiKey, api_url: &str) ->
         incident_id,
     };
     deps.api.reserve_slot().await;
-    let alert = match deps.engine.claim_close(&key, epoch).await {
+    let slot_taken = Instant::now();
+    let claim = deps.engine.claim_close(&key, epoch).await;
+    // The claim waits behind the incident's queued inputs; if that took long, the slot is
+    // stale and several delayed sends could leave together: take a fresh one.
+    if slot_taken.elapsed() > STALE_SLOT {
+        deps.api.reserve_slot().await;
+    }
+    let alert = match claim {
         Ok(Some(alert)) => alert,
         // Re-fired, echoed or already settled: the step that did it also emptied the outbox.
         Ok(None) => return Next::Done,

@@ -1,7 +1,7 @@
 //! The actor that owns one incident's alert: applies inputs one at a time, persists each step
 //! before anyone hears of it, and answers close claims from the BigPanda client.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -18,14 +18,43 @@ pub struct Pending {
     pub outcome: lifecycle::Outcome,
 }
 
+/// One delivery of an input to an incident actor. The actor and the caller race to claim it:
+/// the actor by starting on it, the caller by abandoning it after its timeout. Whoever wins
+/// decides, so an input is either applied and answered, or never applied at all.
+#[derive(Default)]
+pub struct Delivery(AtomicU8);
+
+const PENDING: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Delivery {
+    /// The actor claims the delivery; false if the caller abandoned it first.
+    fn start(&self) -> bool {
+        self.0
+            .compare_exchange(PENDING, STARTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+    /// The caller gives up; false if the actor already started (then its answer will come).
+    pub fn abandon(&self) -> bool {
+        self.0
+            .compare_exchange(PENDING, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+    /// Whether the actor had started on it (a lost reply then means it crashed on it).
+    pub fn started(&self) -> bool {
+        self.0.load(Ordering::Acquire) == STARTED
+    }
+}
+
 pub enum IncidentMsg {
     Apply {
         /// Shared with the caller, which may have to deliver it again to a fresh actor.
         input: Arc<Input>,
         reply: oneshot::Sender<Result<Pending, EngineError>>,
-        /// Set when the actor starts on this input, so a caller whose reply is lost can tell a
-        /// crash on its own input from one on an input queued ahead of it.
-        started: Arc<AtomicBool>,
+        /// Who gets to decide this delivery's fate: the actor when it starts on it, or the
+        /// caller when it gives up waiting. See [`Delivery`].
+        delivery: Arc<Delivery>,
     },
     /// Is a close for `epoch` still owed? Answers the alert if so (rule 9).
     ClaimClose {
@@ -78,9 +107,13 @@ impl Actor for IncidentActor {
             IncidentMsg::Apply {
                 input,
                 reply,
-                started,
+                delivery,
             } => {
-                started.store(true, Ordering::Release);
+                if !delivery.start() {
+                    // The caller gave up (and answered 503) before we got here: applying it
+                    // now would change state that nobody acknowledged.
+                    return Ok(());
+                }
                 #[cfg(feature = "fault-injection")]
                 crate::faults::before_apply(&input);
                 let result = apply(state, input).await;

@@ -8,7 +8,6 @@ pub mod closer;
 mod incident;
 mod router;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use crate::lifecycle::{Alert, Input, Outbound, Outcome};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
-use incident::IncidentMsg;
+use incident::{Delivery, IncidentMsg};
 use router::{Router, RouterArgs, RouterMsg};
 
 /// How often one input is handed to an incident actor before the caller gets 503: enough for
@@ -75,18 +74,13 @@ impl Shared {
         }
     }
 
-    /// Tells the outbound sender about new outbox entries once they are durable. The entries are
-    /// in the store either way; this only saves the sender a scan.
+    /// Tells the outbound sender about new outbox entries, which are durable already (the actor
+    /// calls this only after its step's flush). The entries are in the store either way; this
+    /// only saves the sender a scan.
     fn notify_outbox(&self, msgs: Vec<Outbound>) {
-        let Some(tx) = self.outbox_tx.get().cloned() else {
-            return;
-        };
-        let durable = self.store.durable();
-        tokio::spawn(async move {
-            if let Ok(Ok(())) = durable.await {
-                let _ = tx.send(msgs);
-            }
-        });
+        if let Some(tx) = self.outbox_tx.get() {
+            let _ = tx.send(msgs);
+        }
     }
 }
 
@@ -191,17 +185,11 @@ impl Engine {
         let input = Arc::new(input);
         let mut crashes = 0;
         for _ in 0..MAX_DELIVERIES {
-            let started = Arc::new(AtomicBool::new(false));
-            let attempt = self
-                .ask(key, |reply| IncidentMsg::Apply {
-                    input: Arc::clone(&input),
-                    reply,
-                    started: Arc::clone(&started),
-                })
-                .await;
+            let delivery = Arc::new(Delivery::default());
+            let attempt = self.deliver(key, Arc::clone(&input), &delivery).await;
             match attempt {
                 Err(EngineError::ActorLost) => {
-                    if started.load(Ordering::Acquire) {
+                    if delivery.started() {
                         crashes += 1;
                     }
                     if crashes >= 2 {
@@ -220,6 +208,38 @@ impl Engine {
         Err(EngineError::ActorLost)
     }
 
+    /// Hands one delivery of an input to the incident's actor and waits for its answer. On
+    /// timeout the delivery is abandoned if the actor has not started on it (so it is never
+    /// applied after the caller answered 503); if it has started, its answer is awaited once
+    /// more, since it is about to change state.
+    async fn deliver(
+        &self,
+        key: &AlertKey,
+        input: Arc<Input>,
+        delivery: &Arc<Delivery>,
+    ) -> Result<incident::Pending, EngineError> {
+        let (tx, mut rx) = oneshot::channel();
+        let msg = RouterMsg::Route {
+            key: key.clone(),
+            msg: IncidentMsg::Apply {
+                input,
+                reply: tx,
+                delivery: Arc::clone(delivery),
+            },
+        };
+        self.router
+            .cast(msg)
+            .map_err(|_| EngineError::ShuttingDown)?;
+        let answer = match tokio::time::timeout(ACTOR_REPLY_TIMEOUT, &mut rx).await {
+            Ok(answer) => answer,
+            Err(_) if delivery.abandon() => return Err(EngineError::Timeout),
+            Err(_) => tokio::time::timeout(ACTOR_REPLY_TIMEOUT, rx)
+                .await
+                .map_err(|_| EngineError::Timeout)?,
+        };
+        answer.unwrap_or(Err(EngineError::ActorLost))
+    }
+
     /// Twice is a pattern, not bad luck: a webhook that crashed its actor twice is recorded as a
     /// poison event, so that BigPanda, which resends until it gets a 2xx, stops feeding it to us.
     async fn quarantine(&self, key: &AlertKey, input: &Input) -> Result<Applied, EngineError> {
@@ -233,14 +253,8 @@ impl Engine {
             version: snap.version,
             reason: "processing this event crashed the incident actor twice".into(),
         };
-        let started = Arc::new(AtomicBool::new(false));
-        let pending = self
-            .ask(key, |reply| IncidentMsg::Apply {
-                input: Arc::new(quarantine),
-                reply,
-                started,
-            })
-            .await?;
+        let delivery = Arc::new(Delivery::default());
+        let pending = self.deliver(key, Arc::new(quarantine), &delivery).await?;
         self.shared.metrics.poison_events.inc();
         tracing::error!(source_id = %key.source_id, incident_id = %key.incident_id,
             event_type = %event_type,

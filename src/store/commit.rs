@@ -156,6 +156,11 @@ impl GroupCommit {
                     };
                 }
                 if q.waiters.is_empty() && q.stopping {
+                    drop(q);
+                    // A last flush for writes nobody waited for.
+                    if let Err(e) = flush.flush() {
+                        tracing::error!(error = %e, "The final store flush failed.");
+                    }
                     return;
                 }
                 if !linger.is_zero() && !q.stopping && last_group >= LINGER_FROM_GROUP {

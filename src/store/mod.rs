@@ -304,8 +304,10 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(opts.cache_bytes)
-            // Durability comes from our own group commit; sled's timer flush only adds IO.
-            .flush_every_ms(Some(1000))
+            // One flusher only (concurrent flushes deadlock sled 0.34): our group commit.
+            // Writes nobody waits for (a revert, the integration's health flag) are flushed by
+            // the next group commit or at close.
+            .flush_every_ms(None)
             .open()?;
         match db.get(FORMAT_KEY)? {
             None => {
