@@ -125,7 +125,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
         engine: engine.clone(),
         sources,
         metrics,
-        admin_token: admin.expose().to_string(),
+        admin_token: admin,
         public_url: public_url.clone(),
         max_body_bytes: cfg.max_body_bytes,
         body_read_timeout: cfg.body_read_timeout,

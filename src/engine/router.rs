@@ -2,7 +2,8 @@
 //!
 //! It owns the map from incident to actor, so routing, spawning, idle retirement and crash
 //! replacement are serialised in one place and can never race: an incident has at most one
-//! actor at any time, and its inputs are applied in the order they were routed.
+//! actor at any time, and its inputs are applied in the order they were routed (after a crash,
+//! the inputs it lost are delivered again by their callers, behind those routed meanwhile).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use warp::http::StatusCode;
 use warp::reply::Reply;
@@ -33,7 +32,7 @@ pub struct App {
     pub engine: Engine,
     pub sources: Sources,
     pub metrics: Arc<Metrics>,
-    pub admin_token: String,
+    pub admin_token: crate::config::AdminToken,
     /// Base of callback URLs, e.g. `https://pandabridge.example.com`, no trailing slash.
     pub public_url: String,
     pub max_body_bytes: u64,
@@ -56,7 +55,7 @@ impl App {
     }
     fn admin_ok(&self, authorization: Option<&str>) -> bool {
         match bearer(authorization) {
-            Some(token) => token.as_bytes().ct_eq(self.admin_token.as_bytes()).into(),
+            Some(token) => self.admin_token.matches(token),
             None => false,
         }
     }

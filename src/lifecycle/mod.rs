@@ -1,6 +1,7 @@
 //! The alert lifecycle of `LIFECYCLE.md`, as a pure function.
 //!
-//! `step(alert, input, now) -> Step` is the whole state machine: no clock, no IO, no async.
+//! `step(Option<&Alert>, &Input, &Ctx) -> Option<Step>` is the whole state machine: no clock
+//! (the time comes in `Ctx`), no IO, no async.
 //! The engine feeds it webhooks, local resolves and close replies, persists the returned alert,
 //! history entry and outbox effects in one atomic batch, and only then answers anyone.
 

@@ -94,7 +94,10 @@ impl Flush for SledFlush {
 }
 
 impl GroupCommit {
-    pub(super) fn start(flush: impl Flush, linger: Duration) -> Arc<GroupCommit> {
+    pub(super) fn start(
+        flush: impl Flush,
+        linger: Duration,
+    ) -> Result<Arc<GroupCommit>, StoreError> {
         let gc = Arc::new(GroupCommit {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -106,11 +109,11 @@ impl GroupCommit {
         let handle = std::thread::Builder::new()
             .name("pb-group-commit".into())
             .spawn(move || worker.run(flush, linger))
-            .expect("spawning the group-commit thread");
+            .map_err(|e| StoreError::Io(format!("cannot start the group-commit thread: {e}")))?;
         if let Ok(mut slot) = gc.thread.lock() {
             *slot = Some(handle);
         }
-        gc
+        Ok(gc)
     }
 
     /// Registers a waiter for the next flush. Call only after the write is applied.

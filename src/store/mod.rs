@@ -333,7 +333,7 @@ impl Store {
             log,
             faults: Arc::clone(&faults),
         };
-        let commit = GroupCommit::start(flush, opts.linger);
+        let commit = GroupCommit::start(flush, opts.linger)?;
         Ok(Store {
             tree: db,
             commit,
