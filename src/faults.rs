@@ -4,7 +4,8 @@
 //! exercise supervision and quarantine end to end through the real binary:
 //! - `pb-fault-panic-once-…`: panics the first time each such incident is applied in this
 //!   process, then works (a transient crash: the retry on a fresh actor succeeds);
-//! - `pb-fault-panic-always-…`: panics every time (a poison event).
+//! - `pb-fault-panic-always-…`: panics every time (a poison event);
+//! - `pb-fault-slow-…`: takes 300 ms to apply (a stuck disk), to test callers that give up.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -12,6 +13,8 @@ use std::sync::Mutex;
 use crate::lifecycle::Input;
 
 pub const PANIC_ONCE: &str = "pb-fault-panic-once-";
+/// Webhooks for incidents with this prefix take 300 ms to apply (a stuck disk, say).
+pub const SLOW: &str = "pb-fault-slow-";
 pub const PANIC_ALWAYS: &str = "pb-fault-panic-always-";
 
 static PANICKED_ONCE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
@@ -19,6 +22,10 @@ static PANICKED_ONCE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 pub fn before_apply(input: &Input) {
     let Input::Webhook(snap) = input else { return };
     let id = snap.incident_id.as_str();
+    if id.starts_with(SLOW) {
+        // Blocking on purpose: it stands for a step stuck in IO.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     if id.starts_with(PANIC_ALWAYS) {
         panic!("injected fault: incident {id} always panics");
     }

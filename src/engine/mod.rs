@@ -26,7 +26,7 @@ use router::{Router, RouterArgs, RouterMsg};
 const MAX_DELIVERIES: usize = 5;
 
 /// How long a caller waits for an incident actor before giving up with 503.
-const ACTOR_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One alert per alert source and BigPanda incident.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -95,6 +95,7 @@ pub struct Applied {
 pub struct Engine {
     router: ActorRef<RouterMsg>,
     shared: Arc<Shared>,
+    reply_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +105,8 @@ pub struct EngineOptions {
     /// At most this many incident actors live at once (about 8 KB each); beyond it the least
     /// recently used retire early.
     pub max_live_actors: usize,
+    /// How long a caller waits for its incident actor before answering 503.
+    pub reply_timeout: Duration,
 }
 
 /// Default cap on live incident actors: ~80 MB of actors at most.
@@ -114,6 +117,7 @@ impl Default for EngineOptions {
         EngineOptions {
             idle_timeout: Duration::from_secs(300),
             max_live_actors: DEFAULT_MAX_LIVE_ACTORS,
+            reply_timeout: DEFAULT_REPLY_TIMEOUT,
         }
     }
 }
@@ -138,7 +142,11 @@ impl Engine {
         let (router, _join) = Actor::spawn(None, Router, args)
             .await
             .map_err(|e| format!("cannot start the engine: {e}"))?;
-        Ok(Engine { router, shared })
+        Ok(Engine {
+            router,
+            shared,
+            reply_timeout: opts.reply_timeout,
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -168,7 +176,7 @@ impl Engine {
         self.router
             .cast(msg)
             .map_err(|_| EngineError::ShuttingDown)?;
-        match tokio::time::timeout(ACTOR_REPLY_TIMEOUT, rx).await {
+        match tokio::time::timeout(self.reply_timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(EngineError::ActorLost),
             Err(_) => Err(EngineError::Timeout),
@@ -230,10 +238,10 @@ impl Engine {
         self.router
             .cast(msg)
             .map_err(|_| EngineError::ShuttingDown)?;
-        let answer = match tokio::time::timeout(ACTOR_REPLY_TIMEOUT, &mut rx).await {
+        let answer = match tokio::time::timeout(self.reply_timeout, &mut rx).await {
             Ok(answer) => answer,
             Err(_) if delivery.abandon() => return Err(EngineError::Timeout),
-            Err(_) => tokio::time::timeout(ACTOR_REPLY_TIMEOUT, rx)
+            Err(_) => tokio::time::timeout(self.reply_timeout, rx)
                 .await
                 .map_err(|_| EngineError::Timeout)?,
         };

@@ -209,6 +209,7 @@ async fn live_actors_stay_under_the_cap() {
         EngineOptions {
             idle_timeout: Duration::from_secs(600),
             max_live_actors: 20,
+            ..Default::default()
         },
     )
     .await
@@ -266,5 +267,55 @@ async fn a_failed_flush_is_not_acknowledged_and_leaves_no_trace() {
         .await
         .unwrap();
     assert_eq!(resent.outcome, Outcome::Resolved);
+    engine.shutdown().await;
+}
+
+#[cfg(feature = "fault-injection")]
+// Two workers: the slow step blocks one, as a stuck disk would, while callers' timers run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_whose_caller_gave_up_is_never_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let engine = Engine::start(
+        store,
+        Metrics::new(),
+        EngineOptions {
+            reply_timeout: Duration::from_millis(200),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let incident = format!("{}x", crate::faults::SLOW);
+    let k = key(&incident);
+    // The first input takes 300 ms: its caller times out, but the actor had started on it, so
+    // the caller waits for it and it is applied.
+    let slow = {
+        let engine = engine.clone();
+        let k = k.clone();
+        let incident = incident.clone();
+        tokio::spawn(async move {
+            engine
+                .apply(&k, Input::Webhook(snap(&incident, true, 1)))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // The second waits in the mailbox behind it, past its caller's timeout: abandoned.
+    let queued = engine
+        .apply(&k, Input::Webhook(snap(&incident, false, 2)))
+        .await;
+    assert_eq!(queued.err(), Some(EngineError::Timeout));
+    let first = slow.await.unwrap().unwrap();
+    assert_eq!(first.outcome, Outcome::Created);
+    // Let the actor reach the abandoned input (another 300 ms step would follow if it ran it).
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let stored = engine.store().alert(&first.alert.id).unwrap().unwrap();
+    assert_eq!(
+        stored.status,
+        AlertStatus::Firing,
+        "the abandoned close was applied"
+    );
+    assert_eq!(engine.store().history(&first.alert.id).unwrap().len(), 1);
     engine.shutdown().await;
 }
