@@ -74,7 +74,8 @@ impl Daemon {
                 let addr = resolve(&base)?;
                 let (id, token) = match (source_id, source_token, admin_token) {
                     (Some(id), Some(token), _) => (id, token),
-                    (_, _, Some(admin)) => create_source(&base, &admin).await?,
+                    // A daemon the user says is running gets no grace period to start.
+                    (_, _, Some(admin)) => create_source(&base, &admin, Duration::ZERO).await?,
                     _ => bail!(
                         "--url needs --source-id and --source-token, or --admin-token to create a \
                          source"
@@ -244,18 +245,22 @@ async fn spawn(bin: &Path, extra_args: &[String], keep_data_dir: bool) -> anyhow
     let base = format!("http://{addr}");
     let admin = fs::read_to_string(data_dir.join("admin-token"))
         .context("cannot read the daemon's admin token")?;
-    let (id, token) = create_source(&base, admin.trim()).await?;
+    let (id, token) = create_source(&base, admin.trim(), START_TIMEOUT).await?;
     daemon.endpoint = endpoint(addr, &id, &token);
     Ok(daemon)
 }
 
-/// Creates the alert source the load posts to (CONTRACT §3), retrying while the daemon finishes
-/// starting.
-async fn create_source(base: &str, admin_token: &str) -> anyhow::Result<(String, String)> {
+/// Creates the alert source the load posts to (CONTRACT §3), retrying for `grace` while the
+/// daemon finishes starting.
+async fn create_source(
+    base: &str,
+    admin_token: &str,
+    grace: Duration,
+) -> anyhow::Result<(String, String)> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let deadline = Instant::now() + START_TIMEOUT;
+    let deadline = Instant::now() + grace;
     loop {
         let sent = client
             .post(format!("{base}/api/v1/alert-sources"))
@@ -280,7 +285,7 @@ async fn create_source(base: &str, admin_token: &str) -> anyhow::Result<(String,
                     resp.text().await.unwrap_or_default()
                 );
             }
-            Err(e) if Instant::now() > deadline => {
+            Err(e) if Instant::now() >= deadline => {
                 return Err(e).context("cannot reach the daemon's admin API")
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
