@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::daemon::{
-    error_code, fixture, fixture_json, run_expecting_exit, with_incident_id, Daemon,
+    error_code, fixture, fixture_json, retry_after_secs, run_expecting_exit, with_incident_id,
+    Daemon,
 };
 
 /// The incident id used by the four fixtures.
@@ -843,11 +844,7 @@ async fn overload_answers_503_with_retry_after_and_stores_nothing() {
         .await
         .expect("request");
     assert_eq!(resp.status().as_u16(), 503);
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let retry_after = retry_after_secs(&resp);
     assert!(
         retry_after.is_some_and(|s| s >= 1),
         "Retry-After: {retry_after:?}"

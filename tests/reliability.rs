@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
-use support::daemon::{error_code, fixture_json, Daemon};
+use support::daemon::{error_code, fixture_json, retry_after_secs, Daemon};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -158,11 +158,7 @@ async fn send_stories(
                 }
             };
             let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
+            let retry_after = retry_after_secs(&resp);
             let text = match resp.text().await {
                 Ok(t) => t,
                 // The reply was cut: the status alone does not tell us it was stored.
@@ -894,11 +890,7 @@ async fn a_failing_store_refuses_work_with_503_and_recovers_without_restart() {
             .await
             .expect("webhook during the fault");
         assert_eq!(resp.status().as_u16(), 503);
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let retry_after = retry_after_secs(&resp);
         assert!(retry_after.is_some_and(|s| s >= 1), "{retry_after:?}");
         let reply: Value = resp.json().await.expect("JSON error");
         assert_eq!(error_code(&reply), "store_unavailable");

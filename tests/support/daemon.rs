@@ -31,6 +31,14 @@ pub fn fixture_json(name: &str) -> Value {
     serde_json::from_slice(&fixture(name)).expect("fixture is JSON")
 }
 
+/// The `Retry-After` header of a reply, in seconds, if present and numeric.
+pub fn retry_after_secs(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// A fixture with its `incident.id` replaced, as bytes ready to post.
 pub fn with_incident_id(name: &str, incident_id: &str) -> Vec<u8> {
     let mut body = fixture_json(name);

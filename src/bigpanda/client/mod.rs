@@ -250,10 +250,6 @@ impl BigPandaApi {
         })
     }
 
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Lists the environments the key can see: the key validation of CONTRACT §3.
     pub async fn list_environments(
         &self,
@@ -301,10 +297,7 @@ impl BigPandaApi {
             400..=499 => Err(ValidateError::Rejected {
                 status: status.as_u16(),
             }),
-            300..=399 => Err(ValidateError::Unreachable(redirect_message(
-                status,
-                body.ok().as_deref(),
-            ))),
+            300..=399 => Err(ValidateError::Unreachable(redirect_message(status))),
             _ => Err(ValidateError::Unreachable(key.redact(format!(
                 "HTTP {}{}",
                 status.as_u16(),
@@ -539,7 +532,7 @@ fn classify_resolve(
         300..=399 => ResolveOutcome::Retry {
             status: Some(code),
             retry_after: None,
-            error: redirect_message(status, body),
+            error: redirect_message(status),
         },
         _ => ResolveOutcome::Retry {
             status: Some(code),
@@ -647,7 +640,7 @@ fn envelope_text(json: &Value) -> Option<String> {
     None
 }
 
-fn redirect_message(status: StatusCode, _body: Option<&[u8]>) -> String {
+fn redirect_message(status: StatusCode) -> String {
     format!(
         "BigPanda answered HTTP {} (a redirect); check the configured API URL",
         status.as_u16()
