@@ -91,12 +91,10 @@ impl Integration {
                 ValidateError::Unreachable(m) => ConnectError::Unreachable(m),
             }
         })?;
+        // Durable before we say it is stored: the key must survive a crash.
         self.store
-            .put_integration(&integration_record(&key, &url))?;
-        // The key must survive a crash once we said it is stored.
-        if let Ok(Err(e)) = self.store.durable().await {
-            return Err(e.into());
-        }
+            .put_integration(&integration_record(&key, &url))
+            .await?;
         let _ = self.closer.cast(CloserMsg::IntegrationChanged);
         tracing::info!(key = %key, api_url = %url, environments = environments.len(),
             "BigPanda API key validated and stored.");
@@ -130,10 +128,7 @@ impl Integration {
 
     /// Forgets the key; pending closes wait until a new one is stored.
     pub async fn disconnect(&self) -> Result<(), StoreError> {
-        self.store.delete_integration()?;
-        if let Ok(Err(e)) = self.store.durable().await {
-            return Err(e);
-        }
+        self.store.delete_integration().await?;
         let _ = self.closer.cast(CloserMsg::IntegrationChanged);
         tracing::info!("BigPanda API key removed; closes wait until a new key is stored.");
         Ok(())

@@ -241,19 +241,23 @@ impl CloserState {
         self.deps.engine.metrics().integration_healthy.set(0);
         tracing::error!(error = %error,
             "BigPanda rejected the API key: closes are paused (kept, not dropped) until a valid key is stored.");
-        let store = store(&self.deps);
-        // A PUT may have stored a new key whose change notice is still in our mailbox: that
-        // key was validated and is not the one rejected.
-        if let Ok(Some(mut rec)) = store.integration() {
-            if rec.api_key != rejected.expose_secret() {
-                return;
-            }
-            rec.healthy = false;
-            rec.last_error = Some(error);
-            if let Err(e) = store.put_integration(&rec) {
+        // Recorded in the background: the store serialises integration writes, and a PUT
+        // that stored a new key meanwhile (its change notice may still be in our mailbox)
+        // must not be overwritten, so the key is compared inside that serialised update.
+        let store = store(&self.deps).clone();
+        let rejected = rejected.expose_secret().to_string();
+        tokio::spawn(async move {
+            let update = store.update_integration(|mut rec| {
+                (rec.api_key == rejected).then(|| {
+                    rec.healthy = false;
+                    rec.last_error = Some(error);
+                    rec
+                })
+            });
+            if let Err(e) = update.await {
                 tracing::warn!(error = %e, "Could not record the integration as unhealthy.");
             }
-        }
+        });
     }
 
     fn dispatch(&mut self, myself: &ActorRef<CloserMsg>) {

@@ -141,7 +141,7 @@ fn load(store: &Store, key: &AlertKey) -> Result<Option<Alert>, EngineError> {
 }
 
 /// One step: compute, persist, wait for the flush, and only then adopt the new state and
-/// answer. A failed write or flush leaves the actor's state as it was and reverts the tree, so
+/// answer. A failed write or flush leaves the actor's state and the store as they were, so
 /// neither memory nor the store runs ahead of what callers were told. Waiting here serialises
 /// only this incident's inputs on the flush; other incidents share the same group commit.
 async fn apply(state: &mut IncidentState, input: Arc<Input>) -> Result<Pending, EngineError> {
@@ -158,17 +158,11 @@ async fn apply(state: &mut IncidentState, input: Arc<Input>) -> Result<Pending, 
     let Some(step) = lifecycle::step(state.alert.as_ref(), &input, &ctx) else {
         return Err(EngineError::NotFound);
     };
-    let undo = shared.store.write_step(state.alert.as_ref(), &step)?;
-    let flushed = match shared.store.durable().await {
-        Ok(result) => result,
-        Err(_) => Err(crate::store::StoreError::Closed),
-    };
-    if let Err(e) = flushed {
-        if let Err(undo_err) = shared.store.undo(undo) {
-            tracing::warn!(error = %undo_err, "Could not revert a step whose flush failed; it is unacknowledged.");
-        }
-        return Err(e.into());
-    }
+    // Nothing of the step is readable, nor survives a restart, unless this resolves with Ok.
+    let durable = shared.store.write_step(state.alert.as_ref(), &step)?;
+    durable
+        .await
+        .unwrap_or(Err(crate::store::StoreError::Closed))?;
     let enqueued: Vec<_> = step
         .effects
         .iter()

@@ -1,13 +1,12 @@
-//! Group commit: one flusher thread makes many writers' batches durable with one flush.
+//! Group commit: one flusher thread makes many writers' records durable with one write and one
+//! `fdatasync` of the write-ahead log (see `wal`), then applies them to sled.
 //!
-//! sled 0.34 deadlocks with several concurrent `flush_async` calls (sled issues 1308, 1241,
-//! 1357), and a flush per write burns a third of the CPU on thread hand-offs. So writers
-//! register a waiter after applying their batch, and a single OS thread repeatedly takes every
-//! waiter, lingers briefly so that more writers join the batch, calls the blocking `flush()`,
-//! then `fdatasync`s the log file, since sled's flush ends in `sync_file_range`, which does not
-//! reach the disk's write cache (sled issue 1452). Only then are the waiters answered.
+//! Writers append a record (its encoded bytes and its operations) to the pending group and
+//! await it; the flusher repeatedly takes the whole group, lingers briefly under load so that
+//! more writers join, writes and syncs it, applies it to sled in order, and only then answers
+//! the waiters. So sled never holds a write that is not durable, readers never see one that was
+//! not acknowledged, and a group that fails leaves no trace anyone can read.
 
-use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -15,12 +14,23 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::wal::Op;
 use super::StoreError;
 
 type Waiter = oneshot::Sender<Result<(), StoreError>>;
 
+/// Records waiting for the next flush, in append order.
+#[derive(Default)]
+pub(super) struct Group {
+    /// Their encoded bytes, as they go into the WAL.
+    pub bytes: Vec<u8>,
+    /// Their operations, applied to sled once the bytes are durable.
+    pub batches: Vec<Vec<Op>>,
+}
+
 #[derive(Default)]
 struct Queue {
+    group: Group,
     waiters: Vec<Waiter>,
     stopping: bool,
 }
@@ -34,69 +44,28 @@ pub(super) struct GroupCommit {
     pub(super) flushed_waiters: AtomicU64,
 }
 
-/// Resolves once every write applied before it was issued is on disk.
+/// Resolves once every write appended before it was issued is durable and readable.
 pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
 
-/// What the flusher makes durable: the sled database and the log file to fsync.
-pub(super) trait Flush: Send + Sync + 'static {
-    fn flush(&self) -> Result<(), StoreError>;
-    /// While writes fail, tries a small write and flush so health recovers without traffic.
-    fn probe(&self);
+/// Where the flusher commits groups: the write-ahead log and sled, or a test double.
+pub(super) trait Sink: Send + 'static {
+    /// Makes one group durable, then applies it. On error nothing of the group is applied.
+    fn commit(&mut self, group: Group) -> Result<(), StoreError>;
+    /// Called once at stop, after the last group.
+    fn finish(&mut self);
 }
 
 /// The group size from which the flusher lingers before the next flush.
 const LINGER_FROM_GROUP: usize = 4;
 
-/// How often a degraded store is probed.
+/// How often a store whose last write failed is probed when no writer comes.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
-
-pub(super) struct SledFlush {
-    pub db: sled::Db,
-    /// sled's log file (`<dir>/db`), opened separately so we can fsync it.
-    pub log: File,
-    pub faults: Arc<super::Faults>,
-}
-
-impl SledFlush {
-    fn flush_once(&self) -> Result<(), StoreError> {
-        self.faults.check_flush()?;
-        self.db.flush()?;
-        self.log
-            .sync_data()
-            .map_err(|e| StoreError::Io(e.to_string()))?;
-        Ok(())
-    }
-}
-
-impl Flush for SledFlush {
-    fn flush(&self) -> Result<(), StoreError> {
-        self.faults.record(self.flush_once())
-    }
-
-    fn probe(&self) {
-        if !self.faults.is_degraded() {
-            return;
-        }
-        let result = self
-            .faults
-            .check()
-            .and_then(|()| {
-                self.db
-                    .insert(b"m:probe", &[1u8])
-                    .map(|_| ())
-                    .map_err(StoreError::from)
-            })
-            .and_then(|()| self.flush_once());
-        if self.faults.record(result).is_ok() {
-            tracing::info!("The store accepts writes again.");
-        }
-    }
-}
 
 impl GroupCommit {
     pub(super) fn start(
-        flush: impl Flush,
+        sink: impl Sink,
         linger: Duration,
+        degraded: impl Fn() -> bool + Send + 'static,
     ) -> Result<Arc<GroupCommit>, StoreError> {
         let gc = Arc::new(GroupCommit {
             queue: Mutex::new(Queue::default()),
@@ -108,7 +77,7 @@ impl GroupCommit {
         let worker = Arc::clone(&gc);
         let handle = std::thread::Builder::new()
             .name("pb-group-commit".into())
-            .spawn(move || worker.run(flush, linger))
+            .spawn(move || worker.run(sink, linger, degraded))
             .map_err(|e| StoreError::Io(format!("cannot start the group-commit thread: {e}")))?;
         if let Ok(mut slot) = gc.thread.lock() {
             *slot = Some(handle);
@@ -116,7 +85,27 @@ impl GroupCommit {
         Ok(gc)
     }
 
-    /// Registers a waiter for the next flush. Call only after the write is applied.
+    /// Adds one record to the next group and returns what resolves once it is durable and
+    /// applied. Fails once the store is closing.
+    pub(super) fn append(&self, bytes: &[u8], ops: Vec<Op>) -> Result<Durable, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        match self.queue.lock() {
+            Ok(mut q) if !q.stopping => {
+                q.group.bytes.extend_from_slice(bytes);
+                q.group.batches.push(ops);
+                let first = q.waiters.is_empty();
+                q.waiters.push(tx);
+                if first {
+                    self.wake.notify_one();
+                }
+                Ok(rx)
+            }
+            _ => Err(StoreError::Closed),
+        }
+    }
+
+    /// Registers a waiter for the next flush: resolves once everything appended so far is
+    /// durable and applied.
     pub(super) fn durable(&self) -> Durable {
         let (tx, rx) = oneshot::channel();
         match self.queue.lock() {
@@ -134,39 +123,29 @@ impl GroupCommit {
         rx
     }
 
-    fn run(&self, flush: impl Flush, linger: Duration) {
+    fn run(&self, mut sink: impl Sink, linger: Duration, degraded: impl Fn() -> bool) {
         // Linger only under load: when the last group had company, waiting lets the next one
         // grow; when writers come one at a time, waiting would only add latency.
         let mut last_group = 0usize;
         loop {
-            let batch = {
+            let (waiters, group, stopping) = {
                 let Ok(mut q) = self.queue.lock() else { return };
                 while q.waiters.is_empty() && !q.stopping {
                     q = match self.wake.wait_timeout(q, PROBE_EVERY) {
-                        Ok((q, timeout)) => {
-                            if timeout.timed_out() && q.waiters.is_empty() {
-                                drop(q);
-                                flush.probe();
-                                match self.queue.lock() {
-                                    Ok(q) => q,
-                                    Err(_) => return,
-                                }
-                            } else {
-                                q
-                            }
-                        }
+                        Ok((q, _)) => q,
                         Err(_) => return,
                     };
-                }
-                if q.waiters.is_empty() && q.stopping {
-                    drop(q);
-                    // A last flush for writes nobody waited for.
-                    if let Err(e) = flush.flush() {
-                        tracing::error!(error = %e, "The final store flush failed.");
+                    // With no traffic, a degraded store commits what it has (maybe nothing)
+                    // so that health recovers without waiting for a writer.
+                    if q.waiters.is_empty() && !q.stopping && degraded() {
+                        break;
                     }
-                    return;
                 }
-                if !linger.is_zero() && !q.stopping && last_group >= LINGER_FROM_GROUP {
+                if !linger.is_zero()
+                    && !q.stopping
+                    && !q.waiters.is_empty()
+                    && last_group >= LINGER_FROM_GROUP
+                {
                     drop(q);
                     std::thread::sleep(linger);
                     q = match self.queue.lock() {
@@ -174,23 +153,32 @@ impl GroupCommit {
                         Err(_) => return,
                     };
                 }
-                std::mem::take(&mut q.waiters)
+                (
+                    std::mem::take(&mut q.waiters),
+                    std::mem::take(&mut q.group),
+                    q.stopping,
+                )
             };
-            last_group = batch.len();
-            let result = flush.flush();
+            last_group = waiters.len();
+            let result = sink.commit(group);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, waiters = waiters.len(), "Store write failed; the writes in this group are not acknowledged.");
+            }
             self.flushes.fetch_add(1, Ordering::Relaxed);
             self.flushed_waiters
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            if let Err(e) = &result {
-                tracing::error!(error = %e, waiters = batch.len(), "Store flush failed; the writes in this batch are not acknowledged.");
-            }
-            for w in batch {
+                .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+            for w in waiters {
                 let _ = w.send(result.clone());
+            }
+            if stopping {
+                // Nothing can be appended or awaited once stopping is set: that was the last.
+                sink.finish();
+                return;
             }
         }
     }
 
-    /// Flushes what is pending, answers every waiter and stops the thread.
+    /// Commits what is pending, answers every waiter and stops the thread.
     pub(super) fn stop(&self) {
         if let Ok(mut q) = self.queue.lock() {
             q.stopping = true;

@@ -3,7 +3,9 @@
 //! The only module that imports sled. Everything lives in one sled tree under typed key
 //! prefixes, so that one alert change (record, indexes, history entries and outbox effects) is
 //! one atomic `apply_batch`. Values are a format byte followed by JSON, so the format can evolve
-//! record by record. Durability is group-committed (see `commit`).
+//! record by record. A write is one record of the write-ahead log (`wal`): the group commit
+//! (`commit`) writes and syncs many records at once, then applies them to sled, and a checkpoint
+//! thread makes sled itself durable in the background. Reads see only durable writes.
 //!
 //! Key layout (`\0` separates free-text parts; incident ids never contain control characters):
 //! - `m:format` → the store format version
@@ -16,6 +18,7 @@
 //! - `g:bigpanda` → the BigPanda integration (API key included; the data dir is 0700)
 
 mod commit;
+mod wal;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +28,8 @@ use std::time::Duration;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use commit::Durable;
-use commit::{GroupCommit, SledFlush};
+use commit::GroupCommit;
+use wal::Op;
 
 use crate::lifecycle::{
     Alert, AlertStatus, Effect, HistoryEvent, Millis, Outbound, OutboundKey, Step,
@@ -162,31 +166,16 @@ pub struct AlertFilter {
     pub incident_id: Option<String>,
 }
 
-/// The inverse of one written step: restores every key it touched.
-pub struct Undo(sled::Batch);
-
-/// A batch and its inverse, built side by side.
+/// The writes of one change, applied together.
 #[derive(Default)]
-struct Writes {
-    batch: sled::Batch,
-    undo: sled::Batch,
-}
+struct Writes(Vec<Op>);
 
 impl Writes {
-    fn set(&mut self, key: Vec<u8>, value: Vec<u8>, prior: Option<Vec<u8>>) {
-        match prior {
-            Some(old) => self.undo.insert(key.clone(), old),
-            None => self.undo.remove(key.clone()),
-        }
-        self.batch.insert(key, value);
+    fn set(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.0.push((key, Some(value)));
     }
-    /// A key that cannot exist yet (a new alert's indexes, a new history entry).
-    fn set_new(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.set(key, value, None);
-    }
-    fn remove_existing(&mut self, key: Vec<u8>, old: Vec<u8>) {
-        self.undo.insert(key.clone(), old);
-        self.batch.remove(key);
+    fn remove(&mut self, key: Vec<u8>) {
+        self.0.push((key, None));
     }
 }
 
@@ -195,6 +184,7 @@ pub struct Store {
     tree: sled::Db,
     commit: Arc<GroupCommit>,
     faults: Arc<Faults>,
+    integration_writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -324,20 +314,32 @@ impl Store {
                 })
             }
         }
+        let wal_dir = dir.join("wal");
+        std::fs::create_dir_all(&wal_dir).map_err(|e| StoreError::Io(e.to_string()))?;
         // sled creates its files with the process umask (often 0644): tighten what it made.
         make_private(dir, false)?;
         let log = std::fs::File::open(dir.join("db")).map_err(|e| StoreError::Io(e.to_string()))?;
+        let (next_seq, replayed) = wal::recover(&wal_dir, &db, &log)?;
+        if replayed > 0 {
+            tracing::info!(
+                records = replayed,
+                "Replayed the write-ahead log into the store."
+            );
+        }
+        // The format key (and anything else written before the WAL existed) becomes durable.
+        db.flush()?;
+        log.sync_data()
+            .map_err(|e| StoreError::Io(format!("cannot sync the sled file: {e}")))?;
         let faults = Arc::new(Faults::default());
-        let flush = SledFlush {
-            db: db.clone(),
-            log,
-            faults: Arc::clone(&faults),
-        };
-        let commit = GroupCommit::start(flush, opts.linger)?;
+        let writer =
+            wal::WalWriter::start(wal_dir, next_seq, db.clone(), log, Arc::clone(&faults))?;
+        let probe_faults = Arc::clone(&faults);
+        let commit = GroupCommit::start(writer, opts.linger, move || probe_faults.is_degraded())?;
         Ok(Store {
             tree: db,
             commit,
             faults,
+            integration_writes: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -371,11 +373,19 @@ impl Store {
         }
     }
 
-    fn apply(&self, batch: sled::Batch) -> Result<(), StoreError> {
-        let result = self
-            .faults
-            .check()
-            .and_then(|()| self.tree.apply_batch(batch).map_err(StoreError::from));
+    /// Queues `ops` as one record for the next group commit. They become visible to reads
+    /// only once durable, when the returned future resolves.
+    fn apply(&self, ops: Vec<Op>) -> Result<Durable, StoreError> {
+        let result = self.faults.check().and_then(|()| {
+            let mut record = Vec::with_capacity(
+                16 + ops
+                    .iter()
+                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 9)
+                    .sum::<usize>(),
+            );
+            wal::encode_record(&ops, &mut record);
+            self.commit.append(&record, ops)
+        });
         self.faults.record(result)
     }
 
@@ -402,60 +412,39 @@ impl Store {
     }
 
     /// Writes one lifecycle step atomically: the alert, its index entries, its new history
-    /// entries and its outbox effects. Not yet durable: await [`Store::durable`] before telling
-    /// anyone, and if that fails apply the returned [`Undo`], so that a step nobody was told
-    /// about does not survive in the tree either.
-    pub fn write_step(&self, previous: Option<&Alert>, step: &Step) -> Result<Undo, StoreError> {
+    /// entries and its outbox effects. Nothing of it is visible, to reads or after a restart,
+    /// until the returned future resolves with `Ok`; if it fails, nothing of the step remains.
+    pub fn write_step(&self, previous: Option<&Alert>, step: &Step) -> Result<Durable, StoreError> {
         let alert = &step.alert;
         let mut w = Writes::default();
-        w.set(alert_key(&alert.id), encode(alert), previous.map(encode));
+        w.set(alert_key(&alert.id), encode(alert));
         match previous {
             None => {
-                w.set_new(
+                w.set(
                     incident_key(&alert.source_id, &alert.incident_id),
                     alert.id.as_bytes().to_vec(),
                 );
-                w.set_new(source_index(&alert.source_id, &alert.id), Vec::new());
-                w.set_new(incident_index(&alert.incident_id, &alert.id), Vec::new());
-                w.set_new(status_index(alert.status, &alert.id), Vec::new());
+                w.set(source_index(&alert.source_id, &alert.id), Vec::new());
+                w.set(incident_index(&alert.incident_id, &alert.id), Vec::new());
+                w.set(status_index(alert.status, &alert.id), Vec::new());
             }
             Some(prev) if prev.status != alert.status => {
-                w.remove_existing(status_index(prev.status, &alert.id), Vec::new());
-                w.set_new(status_index(alert.status, &alert.id), Vec::new());
+                w.remove(status_index(prev.status, &alert.id));
+                w.set(status_index(alert.status, &alert.id), Vec::new());
             }
             Some(_) => {}
         }
         let first_seq = alert.history_len - step.history.len() as u64;
         for (i, entry) in step.history.iter().enumerate() {
-            w.set_new(history_key(&alert.id, first_seq + i as u64), encode(entry));
+            w.set(history_key(&alert.id, first_seq + i as u64), encode(entry));
         }
         for effect in &step.effects {
-            let key = match effect {
-                Effect::Enqueue(msg) => outbox_key(&msg.key()),
-                Effect::Dequeue(k) => outbox_key(k),
-            };
-            let prior = self.tree.get(&key)?.map(|v| v.to_vec());
             match effect {
-                Effect::Enqueue(msg) => w.set(key, encode(msg), prior),
-                Effect::Dequeue(_) => {
-                    if let Some(old) = prior {
-                        w.remove_existing(key, old);
-                    }
-                }
+                Effect::Enqueue(msg) => w.set(outbox_key(&msg.key()), encode(msg)),
+                Effect::Dequeue(k) => w.remove(outbox_key(k)),
             }
         }
-        self.apply(w.batch)?;
-        Ok(Undo(w.undo))
-    }
-
-    /// Reverts a step whose flush failed (see [`Store::write_step`]). Best effort: if the disk
-    /// is still failing this write fails too, and the step stays in memory only until the
-    /// process restarts, unacknowledged either way.
-    pub fn undo(&self, undo: Undo) -> Result<(), StoreError> {
-        // Deliberately not subject to injected faults: like sled's own writes, the revert only
-        // touches memory; what fails on a broken disk is the flush.
-        self.tree.apply_batch(undo.0)?;
-        Ok(())
+        self.apply(w.0)
     }
 
     pub fn history(&self, alert_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
@@ -551,9 +540,8 @@ impl Store {
     // ----- sources ------------------------------------------------------------------------
 
     pub fn put_source(&self, source: &SourceRecord) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(source_key(&source.id), encode(source));
-        self.apply(batch)
+        self.apply(vec![(source_key(&source.id), Some(encode(source)))])
+            .map(drop)
     }
 
     pub fn source(&self, id: &str) -> Result<Option<SourceRecord>, StoreError> {
@@ -572,9 +560,7 @@ impl Store {
 
     pub fn delete_source(&self, id: &str) -> Result<bool, StoreError> {
         let existed = self.source(id)?.is_some();
-        let mut batch = sled::Batch::default();
-        batch.remove(source_key(id));
-        self.apply(batch)?;
+        self.apply(vec![(source_key(id), None)])?;
         Ok(existed)
     }
 
@@ -584,16 +570,37 @@ impl Store {
         self.get(INTEGRATION_KEY)
     }
 
-    pub fn put_integration(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.insert(INTEGRATION_KEY, encode(record));
-        self.apply(batch)
+    /// Stores the integration and waits until it is durable. Integration writes are
+    /// serialised, so [`Store::update_integration`] never overwrites a newer key.
+    pub async fn put_integration(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
+        let _writing = self.integration_writes.lock().await;
+        self.write_integration(Some(record)).await
     }
 
-    pub fn delete_integration(&self) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        batch.remove(INTEGRATION_KEY);
-        self.apply(batch)
+    pub async fn delete_integration(&self) -> Result<(), StoreError> {
+        let _writing = self.integration_writes.lock().await;
+        self.write_integration(None).await
+    }
+
+    /// Reads the stored integration and writes back what `change` makes of it, if anything,
+    /// with no other integration write in between. Returns whether it wrote.
+    pub async fn update_integration(
+        &self,
+        change: impl FnOnce(IntegrationRecord) -> Option<IntegrationRecord>,
+    ) -> Result<bool, StoreError> {
+        let _writing = self.integration_writes.lock().await;
+        let Some(updated) = self.integration()?.and_then(change) else {
+            return Ok(false);
+        };
+        self.write_integration(Some(&updated)).await.map(|()| true)
+    }
+
+    async fn write_integration(
+        &self,
+        record: Option<&IntegrationRecord>,
+    ) -> Result<(), StoreError> {
+        let durable = self.apply(vec![(INTEGRATION_KEY.to_vec(), record.map(encode))])?;
+        durable.await.unwrap_or(Err(StoreError::Closed))
     }
 }
 

@@ -20,7 +20,12 @@ fn snap(incident: &str, open: bool, version: i64) -> Snapshot {
     }
 }
 
-fn apply(store: &Store, source: &str, input: Input, id: &str) -> Step {
+/// Writes a step and waits until it is durable (and so readable).
+async fn commit(store: &Store, prev: Option<&Alert>, s: &Step) {
+    store.write_step(prev, s).unwrap().await.unwrap().unwrap();
+}
+
+async fn apply(store: &Store, source: &str, input: Input, id: &str) -> Step {
     let prev = store
         .alert_id_for(
             source,
@@ -37,7 +42,7 @@ fn apply(store: &Store, source: &str, input: Input, id: &str) -> Step {
         source_id: source.into(),
     };
     let s = step(prev.as_ref(), &input, &ctx).unwrap();
-    store.write_step(prev.as_ref(), &s).unwrap();
+    commit(store, prev.as_ref(), &s).await;
     s
 }
 
@@ -50,13 +55,15 @@ async fn step_is_written_atomically_and_survives_reopen() {
         "src1",
         Input::Webhook(snap("inc-1", true, 10)),
         "01A",
-    );
+    )
+    .await;
     apply(
         &store,
         "src1",
         Input::Webhook(snap("inc-1", false, 20)),
         "unused",
-    );
+    )
+    .await;
     store.durable().await.unwrap().unwrap();
     store.close();
     drop(store);
@@ -83,7 +90,7 @@ async fn step_is_written_atomically_and_survives_reopen() {
 async fn outbox_follows_enqueue_and_dequeue_effects() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    apply(&store, "s", Input::Webhook(snap("inc", true, 1)), "01B");
+    apply(&store, "s", Input::Webhook(snap("inc", true, 1)), "01B").await;
     let alert = store.alert("01B").unwrap().unwrap();
     let ctx = Ctx {
         now: 2,
@@ -95,11 +102,11 @@ async fn outbox_follows_enqueue_and_dequeue_effects() {
         comment: None,
     };
     let s = step(Some(&alert), &resolve, &ctx).unwrap();
-    store.write_step(Some(&alert), &s).unwrap();
+    commit(&store, Some(&alert), &s).await;
     assert_eq!(store.outbox().unwrap().len(), 1);
     // The echo dequeues the unsent close.
     let s2 = step(Some(&s.alert), &Input::Webhook(snap("inc", false, 3)), &ctx).unwrap();
-    store.write_step(Some(&s.alert), &s2).unwrap();
+    commit(&store, Some(&s.alert), &s2).await;
     assert!(store.outbox().unwrap().is_empty());
     assert_eq!(
         store.history("01B").unwrap().len() as u64,
@@ -119,7 +126,8 @@ async fn listing_is_newest_first_and_pages_never_overlap() {
             source,
             Input::Webhook(snap(&format!("inc-{i}"), i % 3 != 0, 1)),
             id,
-        );
+        )
+        .await;
     }
     let mut seen = Vec::new();
     let mut cursor = None;
@@ -192,8 +200,7 @@ async fn injected_fault_fails_writes_and_flushes_until_cleared() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    store.write_step(None, &s).unwrap();
-    store.durable().await.unwrap().unwrap();
+    commit(&store, None, &s).await;
     assert!(store.alert("01D").unwrap().is_some());
 }
 
@@ -215,8 +222,7 @@ async fn many_concurrent_writers_share_flushes() {
                 },
             )
             .unwrap();
-            store.write_step(None, &s).unwrap();
-            store.durable().await.unwrap()
+            store.write_step(None, &s).unwrap().await.unwrap()
         }));
     }
     for t in tasks {
@@ -226,7 +232,7 @@ async fn many_concurrent_writers_share_flushes() {
 }
 
 #[tokio::test]
-async fn undo_restores_every_key_a_step_touched() {
+async fn a_step_whose_flush_fails_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     let ctx = |id: &str| Ctx {
@@ -234,10 +240,17 @@ async fn undo_restores_every_key_a_step_touched() {
         new_alert_id: id.into(),
         source_id: "s".into(),
     };
-    // A created alert disappears entirely, indexes included.
+    let failed = |store: &Store, prev: Option<&Alert>, s: &Step| {
+        store.faults().set_failing_flushes(true);
+        let durable = store.write_step(prev, s).unwrap();
+        async move {
+            assert_eq!(durable.await.unwrap(), Err(StoreError::Injected));
+        }
+    };
+    // A created alert never appears, indexes included.
     let created = step(None, &Input::Webhook(snap("inc", true, 1)), &ctx("01F")).unwrap();
-    let undo = store.write_step(None, &created).unwrap();
-    store.undo(undo).unwrap();
+    failed(&store, None, &created).await;
+    store.faults().set_failing_flushes(false);
     assert!(store.alert("01F").unwrap().is_none());
     assert!(store.alert_id_for("s", "inc").unwrap().is_none());
     assert!(store.history("01F").unwrap().is_empty());
@@ -247,33 +260,112 @@ async fn undo_restores_every_key_a_step_touched() {
         .0
         .is_empty());
 
-    // A resolve (status index move, history entry, outbox entry) is reverted to the firing alert.
-    store.write_step(None, &created).unwrap();
+    // A resolve (status index move, history entry, outbox entry) leaves the firing alert.
+    commit(&store, None, &created).await;
     let resolve = Input::Resolve {
         by: ResolvedBy::Api,
         comment: None,
     };
     let resolved = step(Some(&created.alert), &resolve, &ctx("")).unwrap();
-    let undo = store.write_step(Some(&created.alert), &resolved).unwrap();
-    assert_eq!(store.outbox().unwrap().len(), 1);
-    store.undo(undo).unwrap();
-    assert_eq!(store.alert("01F").unwrap().unwrap(), created.alert);
-    assert!(store.outbox().unwrap().is_empty());
-    assert_eq!(store.history("01F").unwrap().len(), 1);
-    let firing = AlertFilter {
-        status: Some(AlertStatus::Firing),
-        ..Default::default()
+    failed(&store, Some(&created.alert), &resolved).await;
+    store.faults().set_failing_flushes(false);
+    let check = |store: &Store| {
+        assert_eq!(store.alert("01F").unwrap().unwrap(), created.alert);
+        assert!(store.outbox().unwrap().is_empty());
+        assert_eq!(store.history("01F").unwrap().len(), 1);
+        let firing = AlertFilter {
+            status: Some(AlertStatus::Firing),
+            ..Default::default()
+        };
+        assert_eq!(store.list_alerts(&firing, 10, None).unwrap().0.len(), 1);
+        let resolved_filter = AlertFilter {
+            status: Some(AlertStatus::Resolved),
+            ..Default::default()
+        };
+        assert!(store
+            .list_alerts(&resolved_filter, 10, None)
+            .unwrap()
+            .0
+            .is_empty());
     };
-    assert_eq!(store.list_alerts(&firing, 10, None).unwrap().0.len(), 1);
-    let resolved_filter = AlertFilter {
-        status: Some(AlertStatus::Resolved),
-        ..Default::default()
+    check(&store);
+    // Nor does the failed step come back from the write-ahead log after a restart.
+    store.close();
+    drop(store);
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    check(&store);
+}
+
+/// Copies a live store's files, as a crash at this moment would leave them.
+fn crash_image(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            crash_image(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_steps_survive_a_crash_before_any_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live");
+    let store = Store::open(&live, &StoreOptions::default()).unwrap();
+    let mut last = None;
+    for i in 0..40 {
+        let s = apply(
+            &store,
+            "s",
+            Input::Webhook(snap("inc", i % 2 == 0, i)),
+            "01G",
+        )
+        .await;
+        last = Some(s.alert);
+    }
+    // Acknowledged, but sled itself has not been flushed: only the WAL holds these steps.
+    let image = dir.path().join("image");
+    crash_image(&live, &image);
+    let recovered = Store::open(&image, &StoreOptions::default()).unwrap();
+    assert_eq!(recovered.alert("01G").unwrap(), last);
+    assert_eq!(recovered.history("01G").unwrap().len(), 40);
+    // Replayed and checkpointed: the WAL directory holds only the fresh, empty file.
+    let wal: Vec<_> = std::fs::read_dir(image.join("wal")).unwrap().collect();
+    assert_eq!(wal.len(), 1);
+    store.close();
+}
+
+#[test]
+fn wal_records_round_trip_and_a_torn_tail_is_dropped() {
+    let ops_a: Vec<wal::Op> = vec![
+        (b"a:1".to_vec(), Some(b"one".to_vec())),
+        (b"x".to_vec(), None),
+    ];
+    let ops_b: Vec<wal::Op> = vec![(b"a:2".to_vec(), Some(vec![7; 3000]))];
+    let mut bytes = Vec::new();
+    wal::encode_record(&ops_a, &mut bytes);
+    wal::encode_record(&ops_b, &mut bytes);
+    let whole = wal::decode_records(&bytes);
+    assert_eq!(whole.records, vec![ops_a.clone(), ops_b.clone()]);
+    assert_eq!(whole.dropped_bytes, 0);
+    // Cut anywhere inside the second record: the first survives, the rest is dropped.
+    let first_len = {
+        let mut one = Vec::new();
+        wal::encode_record(&ops_a, &mut one);
+        one.len()
     };
-    assert!(store
-        .list_alerts(&resolved_filter, 10, None)
-        .unwrap()
-        .0
-        .is_empty());
+    for cut in [first_len + 1, first_len + 8, bytes.len() - 1] {
+        let torn = wal::decode_records(&bytes[..cut]);
+        assert_eq!(torn.records, vec![ops_a.clone()], "cut at {cut}");
+        assert_eq!(torn.dropped_bytes, cut - first_len);
+    }
+    // A flipped bit fails the checksum.
+    let mut flipped = bytes.clone();
+    flipped[first_len + 20] ^= 1;
+    assert_eq!(wal::decode_records(&flipped).records, vec![ops_a]);
 }
 
 #[test]

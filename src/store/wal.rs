@@ -1,0 +1,393 @@
+//! The write-ahead log: where a store write becomes durable.
+//!
+//! sled 0.34 makes a multi-key batch atomic by writing its log buffer out twice per batch
+//! (`PageCache::pin_log` seals the IO buffer before and after the batch), and every such write
+//! and every `flush()` is a job for its IO thread pool, which wakes all seven of its threads
+//! per job (`threadpool.rs` uses `notify_all`). At a few thousand webhooks per second that cost
+//! more CPU than everything else a webhook does (see docs/performance.md). So a write is first
+//! one record here; the group commit writes and `fdatasync`s many records at once on its own
+//! thread, then applies them to sled as plain inserts and removes, and only then answers.
+//! sled never holds a write that is not durable here, and a failed write touches nothing.
+//!
+//! sled is made durable in the background by a checkpoint: once a WAL file is closed, all of it
+//! has been applied, so `sled.flush()` plus an `fdatasync` of sled's file make the WAL file
+//! redundant and it is deleted. On open, every WAL file left over is replayed into sled in
+//! order. Records hold absolute values (insert key=value, remove key) and are applied in WAL
+//! order by one thread, so replaying records sled already has is harmless, and a crash that
+//! left sled with part of a record's operations is repaired by the replay.
+//!
+//! File: `wal/<seq as 16 hex digits>.wal`, a sequence of records:
+//! `len u32 LE | crc32 u32 LE | payload`, the payload a sequence of operations
+//! `1 | key len u32 | key | value len u32 | value` (insert) or `2 | key len u32 | key` (remove).
+//! A record that is cut short or fails its checksum ends that file's replay: it was being
+//! written when the process or the disk failed, and was never acknowledged.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::commit::Group;
+use super::{Faults, StoreError};
+
+/// One write of a batch: a key and its new value, or `None` to remove it.
+pub(super) type Op = (Vec<u8>, Option<Vec<u8>>);
+
+const INSERT: u8 = 1;
+const REMOVE: u8 = 2;
+const HEADER: usize = 8;
+
+/// A WAL file this large is closed and checkpointed even before `CHECKPOINT_EVERY`.
+const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// How often a WAL file with records in it is closed and checkpointed: bounds replay at start.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// Appends one record holding `ops` to `out`.
+pub(super) fn encode_record(ops: &[Op], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    for (key, value) in ops {
+        match value {
+            Some(v) => {
+                out.push(INSERT);
+                put_bytes(out, key);
+                put_bytes(out, v);
+            }
+            None => {
+                out.push(REMOVE);
+                put_bytes(out, key);
+            }
+        }
+    }
+    let payload = &out[start + HEADER..];
+    let len = payload.len() as u32;
+    let crc = crc32fast::hash(payload);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// The records of one WAL file, and how many bytes at its end were not a valid record.
+pub(super) struct Decoded {
+    pub records: Vec<Vec<Op>>,
+    pub dropped_bytes: usize,
+}
+
+pub(super) fn decode_records(mut bytes: &[u8]) -> Decoded {
+    let mut records = Vec::new();
+    while !bytes.is_empty() {
+        let Some(record) = decode_one(bytes) else {
+            break;
+        };
+        records.push(record.0);
+        bytes = &bytes[record.1..];
+    }
+    Decoded {
+        records,
+        dropped_bytes: bytes.len(),
+    }
+}
+
+/// One record and its length, or `None` if the bytes do not start with a whole valid record.
+fn decode_one(bytes: &[u8]) -> Option<(Vec<Op>, usize)> {
+    let len = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
+    let payload = bytes.get(HEADER..HEADER.checked_add(len)?)?;
+    if crc32fast::hash(payload) != crc {
+        return None;
+    }
+    let mut ops = Vec::new();
+    let mut rest = payload;
+    while let Some((&op, tail)) = rest.split_first() {
+        let (key, tail) = take_bytes(tail)?;
+        match op {
+            INSERT => {
+                let (value, tail) = take_bytes(tail)?;
+                ops.push((key.to_vec(), Some(value.to_vec())));
+                rest = tail;
+            }
+            REMOVE => {
+                ops.push((key.to_vec(), None));
+                rest = tail;
+            }
+            _ => return None,
+        }
+    }
+    Some((ops, HEADER + len))
+}
+
+fn take_bytes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
+    let value = bytes.get(4..4usize.checked_add(len)?)?;
+    Some((value, &bytes[4 + len..]))
+}
+
+/// Applies one record's operations to sled: plain inserts and removes, since the record is
+/// what makes them atomic (see the module doc).
+pub(super) fn apply(db: &sled::Db, ops: Vec<Op>) -> Result<(), StoreError> {
+    for (key, value) in ops {
+        match value {
+            Some(v) => db.insert(key, v)?,
+            None => db.remove(key)?,
+        };
+    }
+    Ok(())
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Io(format!("cannot {what} {}: {e}", path.display()))
+}
+
+fn file_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}.wal"))
+}
+
+/// The WAL files in `dir`, oldest first.
+fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| io("list", dir, e))? {
+        let entry = entry.map_err(|e| io("list", dir, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else {
+            continue;
+        };
+        if let Ok(seq) = u64::from_str_radix(stem, 16) {
+            files.push((seq, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("sync", dir, e))
+}
+
+/// Makes sled durable on its own: `flush()` then `fdatasync` of its file (sled's flush ends in
+/// `sync_file_range`, which does not reach the disk's write cache; sled issue 1452).
+fn sync_sled(db: &sled::Db, log: &File) -> Result<(), StoreError> {
+    db.flush()?;
+    log.sync_data()
+        .map_err(|e| StoreError::Io(format!("cannot sync the sled file: {e}")))
+}
+
+/// Replays the WAL files left in `dir` into `db`, makes sled durable and deletes them.
+/// Returns the sequence number for the next file and how many records were replayed.
+pub(super) fn recover(dir: &Path, db: &sled::Db, log: &File) -> Result<(u64, usize), StoreError> {
+    let files = list(dir)?;
+    let next = files.last().map_or(0, |(seq, _)| seq + 1);
+    let mut replayed = 0;
+    for (_, path) in &files {
+        let bytes = fs::read(path).map_err(|e| io("read", path, e))?;
+        let decoded = decode_records(&bytes);
+        if decoded.dropped_bytes > 0 {
+            tracing::warn!(file = %path.display(), bytes = decoded.dropped_bytes,
+                "The end of a write-ahead log file is not a whole record (a write cut short by a crash or a disk error); it was never acknowledged and is ignored.");
+        }
+        for ops in decoded.records {
+            apply(db, ops)?;
+            replayed += 1;
+        }
+    }
+    if !files.is_empty() {
+        sync_sled(db, log)?;
+        for (_, path) in &files {
+            fs::remove_file(path).map_err(|e| io("remove", path, e))?;
+        }
+        sync_dir(dir)?;
+    }
+    Ok((next, replayed))
+}
+
+enum Checkpoint {
+    /// Every WAL file up to this sequence number is in sled's memory: make sled durable and
+    /// delete them.
+    Upto(u64),
+}
+
+/// The thread that makes sled durable and deletes the WAL files it covers. The only caller of
+/// `sled::Db::flush` while the store is open (concurrent flushes deadlock sled 0.34).
+struct Checkpointer {
+    tx: Option<mpsc::Sender<Checkpoint>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(dir: PathBuf, db: sled::Db, log: File) -> Result<Checkpointer, StoreError> {
+        let (tx, rx) = mpsc::channel::<Checkpoint>();
+        let thread = std::thread::Builder::new()
+            .name("pb-checkpoint".into())
+            .spawn(move || {
+                while let Ok(Checkpoint::Upto(mut upto)) = rx.recv() {
+                    // Requests that queued up meanwhile are covered by the latest one.
+                    while let Ok(Checkpoint::Upto(later)) = rx.try_recv() {
+                        upto = upto.max(later);
+                    }
+                    if let Err(e) = checkpoint(&dir, &db, &log, upto) {
+                        // The files stay; the next checkpoint covers them too.
+                        tracing::error!(error = %e, "Checkpoint of the store failed; the write-ahead log keeps the data and it is retried.");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Io(format!("cannot start the checkpoint thread: {e}")))?;
+        Ok(Checkpointer {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn request(&self, upto: u64) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Checkpoint::Upto(upto));
+        }
+    }
+
+    /// Runs a last checkpoint up to `upto` and waits for the thread to end.
+    fn finish(&mut self, upto: u64) {
+        self.request(upto);
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn checkpoint(dir: &Path, db: &sled::Db, log: &File, upto: u64) -> Result<(), StoreError> {
+    sync_sled(db, log)?;
+    let mut removed = false;
+    for (seq, path) in list(dir)? {
+        if seq <= upto {
+            fs::remove_file(&path).map_err(|e| io("remove", &path, e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// The group commit's end of the WAL: owns the open file, writes and syncs each group, applies
+/// it to sled, rotates files and asks for checkpoints. Used by the flusher thread only.
+pub(super) struct WalWriter {
+    db: sled::Db,
+    dir: PathBuf,
+    file: Option<File>,
+    seq: u64,
+    written: u64,
+    opened_at: Instant,
+    checkpointer: Checkpointer,
+    faults: Arc<Faults>,
+}
+
+impl WalWriter {
+    pub(super) fn start(
+        dir: PathBuf,
+        next_seq: u64,
+        db: sled::Db,
+        log: File,
+        faults: Arc<Faults>,
+    ) -> Result<WalWriter, StoreError> {
+        let checkpointer = Checkpointer::start(dir.clone(), db.clone(), log)?;
+        let mut writer = WalWriter {
+            db,
+            dir,
+            file: None,
+            seq: next_seq,
+            written: 0,
+            opened_at: Instant::now(),
+            checkpointer,
+            faults,
+        };
+        writer.open_file()?;
+        Ok(writer)
+    }
+
+    /// Opens the file for `self.seq` and makes its directory entry durable.
+    fn open_file(&mut self) -> Result<(), StoreError> {
+        let path = file_path(&self.dir, self.seq);
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .mode(0o600)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io("create", &path, e))?;
+        sync_dir(&self.dir)?;
+        self.file = Some(file);
+        self.written = 0;
+        self.opened_at = Instant::now();
+        Ok(())
+    }
+
+    /// Closes the current file and starts the next one; the closed one is checkpointed.
+    fn rotate(&mut self) -> Result<(), StoreError> {
+        let closed = self.seq;
+        self.file = None;
+        self.seq += 1;
+        self.checkpointer.request(closed);
+        self.open_file()
+    }
+
+    /// Writes and syncs `bytes` at the end of the current file. On failure the file is cut
+    /// back to where the group began and closed: after a failed fsync the kernel may have
+    /// dropped the dirty pages, so the next group goes to a fresh file.
+    fn write_group(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.faults.check_flush()?;
+        if self.file.is_none() {
+            self.rotate()?;
+        }
+        let path = file_path(&self.dir, self.seq);
+        let Some(file) = self.file.as_mut() else {
+            return Err(StoreError::Closed);
+        };
+        match file.write_all(bytes).and_then(|()| file.sync_data()) {
+            Ok(()) => {
+                self.written += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Best effort: a group that was not acknowledged should not be replayed.
+                let _ = file.set_len(self.written).and_then(|()| file.sync_data());
+                self.file = None;
+                Err(io("write", &path, e))
+            }
+        }
+    }
+}
+
+impl super::commit::Sink for WalWriter {
+    fn commit(&mut self, group: Group) -> Result<(), StoreError> {
+        let result = self.write_group(&group.bytes).and_then(|()| {
+            for ops in group.batches {
+                apply(&self.db, ops)?;
+            }
+            Ok(())
+        });
+        let result = self.faults.record(result);
+        if result.is_ok()
+            && self.written > 0
+            && (self.written >= CHECKPOINT_BYTES || self.opened_at.elapsed() >= CHECKPOINT_EVERY)
+        {
+            if let Err(e) = self.rotate() {
+                tracing::warn!(error = %e, "Could not start a new write-ahead log file; the next group retries.");
+            }
+        }
+        result
+    }
+
+    /// Checkpoints the current file too (on close: every record is applied) and stops.
+    fn finish(&mut self) {
+        self.file = None;
+        self.checkpointer.finish(self.seq);
+    }
+}
