@@ -1,8 +1,7 @@
 //! Group commit: one flusher thread makes many writers' records durable with one write and one
 //! `fdatasync` of the write-ahead log (see `wal`), then applies them to sled.
 //!
-//! Writers append a record (its encoded bytes and its operations) to the pending group and
-//! await it; the flusher repeatedly takes the whole group, lingers briefly under load so that
+//! Writers append a record to the pending group and await it; the flusher repeatedly takes the whole group, lingers briefly under load so that
 //! more writers join, writes and syncs it, applies it to sled in order, and only then answers
 //! the waiters. So sled never holds a write that is not durable, readers never see one that was
 //! not acknowledged, and a group that fails leaves no trace anyone can read.
@@ -14,23 +13,14 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::wal::Op;
 use super::StoreError;
 
 type Waiter = oneshot::Sender<Result<(), StoreError>>;
 
-/// Records waiting for the next flush, in append order.
-#[derive(Default)]
-pub(super) struct Group {
-    /// Their encoded bytes, as they go into the WAL.
-    pub bytes: Vec<u8>,
-    /// Their operations, applied to sled once the bytes are durable.
-    pub batches: Vec<Vec<Op>>,
-}
-
 #[derive(Default)]
 struct Queue {
-    group: Group,
+    /// Records waiting for the next flush, in append order, as they go into the WAL.
+    group: Vec<u8>,
     waiters: Vec<Waiter>,
     stopping: bool,
 }
@@ -50,7 +40,7 @@ pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
 /// Where the flusher commits groups: the write-ahead log and sled, or a test double.
 pub(super) trait Sink: Send + 'static {
     /// Makes one group durable, then applies it. On error nothing of the group is applied.
-    fn commit(&mut self, group: Group) -> Result<(), StoreError>;
+    fn commit(&mut self, group: &[u8]) -> Result<(), StoreError>;
     /// Called once at stop, after the last group.
     fn finish(&mut self);
 }
@@ -87,12 +77,11 @@ impl GroupCommit {
 
     /// Adds one record to the next group and returns what resolves once it is durable and
     /// applied. Fails once the store is closing.
-    pub(super) fn append(&self, bytes: &[u8], ops: Vec<Op>) -> Result<Durable, StoreError> {
+    pub(super) fn append(&self, record: &[u8]) -> Result<Durable, StoreError> {
         let (tx, rx) = oneshot::channel();
         match self.queue.lock() {
             Ok(mut q) if !q.stopping => {
-                q.group.bytes.extend_from_slice(bytes);
-                q.group.batches.push(ops);
+                q.group.extend_from_slice(record);
                 let first = q.waiters.is_empty();
                 q.waiters.push(tx);
                 if first {
@@ -127,8 +116,10 @@ impl GroupCommit {
         // Linger only under load: when the last group had company, waiting lets the next one
         // grow; when writers come one at a time, waiting would only add latency.
         let mut last_group = 0usize;
+        // The group being committed; swapped with the queue's so both buffers are reused.
+        let mut group = Vec::new();
         loop {
-            let (waiters, group, stopping) = {
+            let (waiters, stopping) = {
                 let Ok(mut q) = self.queue.lock() else { return };
                 while q.waiters.is_empty() && !q.stopping {
                     q = match self.wake.wait_timeout(q, PROBE_EVERY) {
@@ -153,14 +144,12 @@ impl GroupCommit {
                         Err(_) => return,
                     };
                 }
-                (
-                    std::mem::take(&mut q.waiters),
-                    std::mem::take(&mut q.group),
-                    q.stopping,
-                )
+                group.clear();
+                std::mem::swap(&mut group, &mut q.group);
+                (std::mem::take(&mut q.waiters), q.stopping)
             };
             last_group = waiters.len();
-            let result = sink.commit(group);
+            let result = sink.commit(&group);
             if let Err(e) = &result {
                 tracing::error!(error = %e, waiters = waiters.len(), "Store write failed; the writes in this group are not acknowledged.");
             }

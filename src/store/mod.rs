@@ -29,7 +29,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use commit::Durable;
 use commit::GroupCommit;
-use wal::Op;
+use wal::Record;
 
 use crate::lifecycle::{
     Alert, AlertStatus, Effect, HistoryEvent, Millis, Outbound, OutboundKey, Step,
@@ -117,8 +117,18 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            cache_bytes: 64 * 1024 * 1024,
-            linger: Duration::from_micros(500),
+            cache_bytes: std::env::var("XPB_CACHE_MB")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(64)
+                * 1024
+                * 1024,
+            linger: Duration::from_micros(
+                std::env::var("XPB_LINGER_US")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(500),
+            ),
         }
     }
 }
@@ -166,19 +176,6 @@ pub struct AlertFilter {
     pub incident_id: Option<String>,
 }
 
-/// The writes of one change, applied together.
-#[derive(Default)]
-struct Writes(Vec<Op>);
-
-impl Writes {
-    fn set(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.0.push((key, Some(value)));
-    }
-    fn remove(&mut self, key: Vec<u8>) {
-        self.0.push((key, None));
-    }
-}
-
 #[derive(Clone)]
 pub struct Store {
     tree: sled::Db,
@@ -187,12 +184,10 @@ pub struct Store {
     integration_writes: Arc<tokio::sync::Mutex<()>>,
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
+fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     out.push(FORMAT);
     // Serialising our own plain structs into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, value);
-    out
+    let _ = serde_json::to_writer(out, value);
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
@@ -373,19 +368,13 @@ impl Store {
         }
     }
 
-    /// Queues `ops` as one record for the next group commit. They become visible to reads
-    /// only once durable, when the returned future resolves.
-    fn apply(&self, ops: Vec<Op>) -> Result<Durable, StoreError> {
-        let result = self.faults.check().and_then(|()| {
-            let mut record = Vec::with_capacity(
-                16 + ops
-                    .iter()
-                    .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 9)
-                    .sum::<usize>(),
-            );
-            wal::encode_record(&ops, &mut record);
-            self.commit.append(&record, ops)
-        });
+    /// Queues one record for the next group commit. Its writes become visible to reads only
+    /// once durable, when the returned future resolves.
+    fn apply(&self, record: Record) -> Result<Durable, StoreError> {
+        let result = self
+            .faults
+            .check()
+            .and_then(|()| self.commit.append(&record.finish()));
         self.faults.record(result)
     }
 
@@ -416,35 +405,39 @@ impl Store {
     /// until the returned future resolves with `Ok`; if it fails, nothing of the step remains.
     pub fn write_step(&self, previous: Option<&Alert>, step: &Step) -> Result<Durable, StoreError> {
         let alert = &step.alert;
-        let mut w = Writes::default();
-        w.set(alert_key(&alert.id), encode(alert));
+        let mut w = Record::with_capacity(4096);
+        w.insert_with(&alert_key(&alert.id), |b| encode_into(alert, b));
         match previous {
             None => {
-                w.set(
-                    incident_key(&alert.source_id, &alert.incident_id),
-                    alert.id.as_bytes().to_vec(),
+                w.insert(
+                    &incident_key(&alert.source_id, &alert.incident_id),
+                    alert.id.as_bytes(),
                 );
-                w.set(source_index(&alert.source_id, &alert.id), Vec::new());
-                w.set(incident_index(&alert.incident_id, &alert.id), Vec::new());
-                w.set(status_index(alert.status, &alert.id), Vec::new());
+                w.insert(&source_index(&alert.source_id, &alert.id), &[]);
+                w.insert(&incident_index(&alert.incident_id, &alert.id), &[]);
+                w.insert(&status_index(alert.status, &alert.id), &[]);
             }
             Some(prev) if prev.status != alert.status => {
-                w.remove(status_index(prev.status, &alert.id));
-                w.set(status_index(alert.status, &alert.id), Vec::new());
+                w.remove(&status_index(prev.status, &alert.id));
+                w.insert(&status_index(alert.status, &alert.id), &[]);
             }
             Some(_) => {}
         }
         let first_seq = alert.history_len - step.history.len() as u64;
         for (i, entry) in step.history.iter().enumerate() {
-            w.set(history_key(&alert.id, first_seq + i as u64), encode(entry));
+            w.insert_with(&history_key(&alert.id, first_seq + i as u64), |b| {
+                encode_into(entry, b)
+            });
         }
         for effect in &step.effects {
             match effect {
-                Effect::Enqueue(msg) => w.set(outbox_key(&msg.key()), encode(msg)),
-                Effect::Dequeue(k) => w.remove(outbox_key(k)),
+                Effect::Enqueue(msg) => {
+                    w.insert_with(&outbox_key(&msg.key()), |b| encode_into(msg, b))
+                }
+                Effect::Dequeue(k) => w.remove(&outbox_key(k)),
             }
         }
-        self.apply(w.0)
+        self.apply(w)
     }
 
     pub fn history(&self, alert_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
@@ -540,8 +533,9 @@ impl Store {
     // ----- sources ------------------------------------------------------------------------
 
     pub fn put_source(&self, source: &SourceRecord) -> Result<(), StoreError> {
-        self.apply(vec![(source_key(&source.id), Some(encode(source)))])
-            .map(drop)
+        let mut w = Record::with_capacity(512);
+        w.insert_with(&source_key(&source.id), |b| encode_into(source, b));
+        self.apply(w).map(drop)
     }
 
     pub fn source(&self, id: &str) -> Result<Option<SourceRecord>, StoreError> {
@@ -560,7 +554,9 @@ impl Store {
 
     pub fn delete_source(&self, id: &str) -> Result<bool, StoreError> {
         let existed = self.source(id)?.is_some();
-        self.apply(vec![(source_key(id), None)])?;
+        let mut w = Record::with_capacity(64);
+        w.remove(&source_key(id));
+        self.apply(w)?;
         Ok(existed)
     }
 
@@ -599,7 +595,12 @@ impl Store {
         &self,
         record: Option<&IntegrationRecord>,
     ) -> Result<(), StoreError> {
-        let durable = self.apply(vec![(INTEGRATION_KEY.to_vec(), record.map(encode))])?;
+        let mut w = Record::with_capacity(512);
+        match record {
+            Some(r) => w.insert_with(INTEGRATION_KEY, |b| encode_into(r, b)),
+            None => w.remove(INTEGRATION_KEY),
+        }
+        let durable = self.apply(w)?;
         durable.await.unwrap_or(Err(StoreError::Closed))
     }
 }

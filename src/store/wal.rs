@@ -30,10 +30,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::commit::Group;
 use super::{Faults, StoreError};
 
-/// One write of a batch: a key and its new value, or `None` to remove it.
+/// One write of a record, as decoded: a key and its new value, or `None` to remove it.
+#[cfg(test)]
 pub(super) type Op = (Vec<u8>, Option<Vec<u8>>);
 
 const INSERT: u8 = 1;
@@ -45,28 +45,48 @@ const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 /// How often a WAL file with records in it is closed and checkpointed: bounds replay at start.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
-/// Appends one record holding `ops` to `out`.
-pub(super) fn encode_record(ops: &[Op], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0; HEADER]);
-    for (key, value) in ops {
-        match value {
-            Some(v) => {
-                out.push(INSERT);
-                put_bytes(out, key);
-                put_bytes(out, v);
-            }
-            None => {
-                out.push(REMOVE);
-                put_bytes(out, key);
-            }
-        }
+/// Builds one record in place: values are serialised straight into it, with no copy per key
+/// or value and nothing for another thread to free.
+pub(super) struct Record {
+    buf: Vec<u8>,
+}
+
+impl Record {
+    pub(super) fn with_capacity(capacity: usize) -> Record {
+        let mut buf = Vec::with_capacity(HEADER + capacity);
+        buf.extend_from_slice(&[0; HEADER]);
+        Record { buf }
     }
-    let payload = &out[start + HEADER..];
-    let len = payload.len() as u32;
-    let crc = crc32fast::hash(payload);
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+
+    /// Sets `key` to the bytes `value` writes.
+    pub(super) fn insert_with(&mut self, key: &[u8], value: impl FnOnce(&mut Vec<u8>)) {
+        self.buf.push(INSERT);
+        put_bytes(&mut self.buf, key);
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        value(&mut self.buf);
+        let len = (self.buf.len() - at - 4) as u32;
+        self.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+
+    pub(super) fn insert(&mut self, key: &[u8], value: &[u8]) {
+        self.insert_with(key, |buf| buf.extend_from_slice(value));
+    }
+
+    pub(super) fn remove(&mut self, key: &[u8]) {
+        self.buf.push(REMOVE);
+        put_bytes(&mut self.buf, key);
+    }
+
+    /// The finished record: header (length, checksum) and payload.
+    pub(super) fn finish(mut self) -> Vec<u8> {
+        let payload = &self.buf[HEADER..];
+        let len = payload.len() as u32;
+        let crc = crc32fast::hash(payload);
+        self.buf[0..4].copy_from_slice(&len.to_le_bytes());
+        self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        self.buf
+    }
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -74,20 +94,39 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// Appends one record holding `ops` to `out`.
+#[cfg(test)]
+pub(super) fn encode_record(ops: &[Op], out: &mut Vec<u8>) {
+    let mut record = Record::with_capacity(0);
+    for (key, value) in ops {
+        match value {
+            Some(v) => record.insert(key, v),
+            None => record.remove(key),
+        }
+    }
+    out.extend_from_slice(&record.finish());
+}
+
+/// One operation of a record, borrowed from its bytes.
+type OpRef<'a> = (&'a [u8], Option<&'a [u8]>);
+
 /// The records of one WAL file, and how many bytes at its end were not a valid record.
+#[cfg(test)]
 pub(super) struct Decoded {
     pub records: Vec<Vec<Op>>,
     pub dropped_bytes: usize,
 }
 
+#[cfg(test)]
 pub(super) fn decode_records(mut bytes: &[u8]) -> Decoded {
     let mut records = Vec::new();
-    while !bytes.is_empty() {
-        let Some(record) = decode_one(bytes) else {
-            break;
-        };
-        records.push(record.0);
-        bytes = &bytes[record.1..];
+    while let Some((ops, len)) = decode_one(bytes) {
+        records.push(
+            ops.into_iter()
+                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                .collect(),
+        );
+        bytes = &bytes[len..];
     }
     Decoded {
         records,
@@ -95,8 +134,9 @@ pub(super) fn decode_records(mut bytes: &[u8]) -> Decoded {
     }
 }
 
-/// One record and its length, or `None` if the bytes do not start with a whole valid record.
-fn decode_one(bytes: &[u8]) -> Option<(Vec<Op>, usize)> {
+/// One record's operations and its length, or `None` if the bytes do not start with a whole
+/// record that passes its checksum.
+fn decode_one(bytes: &[u8]) -> Option<(Vec<OpRef<'_>>, usize)> {
     let len = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
     let payload = bytes.get(HEADER..HEADER.checked_add(len)?)?;
@@ -110,11 +150,11 @@ fn decode_one(bytes: &[u8]) -> Option<(Vec<Op>, usize)> {
         match op {
             INSERT => {
                 let (value, tail) = take_bytes(tail)?;
-                ops.push((key.to_vec(), Some(value.to_vec())));
+                ops.push((key, Some(value)));
                 rest = tail;
             }
             REMOVE => {
-                ops.push((key.to_vec(), None));
+                ops.push((key, None));
                 rest = tail;
             }
             _ => return None,
@@ -129,16 +169,22 @@ fn take_bytes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((value, &bytes[4 + len..]))
 }
 
-/// Applies one record's operations to sled: plain inserts and removes, since the record is
-/// what makes them atomic (see the module doc).
-pub(super) fn apply(db: &sled::Db, ops: Vec<Op>) -> Result<(), StoreError> {
-    for (key, value) in ops {
-        match value {
-            Some(v) => db.insert(key, v)?,
-            None => db.remove(key)?,
-        };
+/// Applies every whole record at the start of `bytes` to sled, as plain inserts and removes
+/// (the record is what makes them atomic; see the module doc). Returns the records applied and
+/// the bytes after the last of them.
+fn apply_records<'a>(db: &sled::Db, mut bytes: &'a [u8]) -> Result<(usize, &'a [u8]), StoreError> {
+    let mut applied = 0;
+    while let Some((ops, len)) = decode_one(bytes) {
+        for (key, value) in ops {
+            match value {
+                Some(v) => db.insert(key, v)?,
+                None => db.remove(key)?,
+            };
+        }
+        applied += 1;
+        bytes = &bytes[len..];
     }
-    Ok(())
+    Ok((applied, bytes))
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
@@ -188,14 +234,11 @@ pub(super) fn recover(dir: &Path, db: &sled::Db, log: &File) -> Result<(u64, usi
     let mut replayed = 0;
     for (_, path) in &files {
         let bytes = fs::read(path).map_err(|e| io("read", path, e))?;
-        let decoded = decode_records(&bytes);
-        if decoded.dropped_bytes > 0 {
-            tracing::warn!(file = %path.display(), bytes = decoded.dropped_bytes,
+        let (applied, rest) = apply_records(db, &bytes)?;
+        replayed += applied;
+        if !rest.is_empty() {
+            tracing::warn!(file = %path.display(), bytes = rest.len(),
                 "The end of a write-ahead log file is not a whole record (a write cut short by a crash or a disk error); it was never acknowledged and is ignored.");
-        }
-        for ops in decoded.records {
-            apply(db, ops)?;
-            replayed += 1;
         }
     }
     if !files.is_empty() {
@@ -366,13 +409,16 @@ impl WalWriter {
 }
 
 impl super::commit::Sink for WalWriter {
-    fn commit(&mut self, group: Group) -> Result<(), StoreError> {
-        let result = self.write_group(&group.bytes).and_then(|()| {
-            for ops in group.batches {
-                apply(&self.db, ops)?;
-            }
-            Ok(())
-        });
+    fn commit(&mut self, group: &[u8]) -> Result<(), StoreError> {
+        let result = self
+            .write_group(group)
+            .and_then(|()| match apply_records(&self.db, group)? {
+                (_, []) => Ok(()),
+                (_, rest) => Err(StoreError::Corrupt {
+                    key: "write-ahead log group".into(),
+                    reason: format!("{} bytes are not a whole record", rest.len()),
+                }),
+            });
         let result = self.faults.record(result);
         if result.is_ok()
             && self.written > 0

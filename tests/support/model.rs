@@ -92,10 +92,10 @@ pub fn snapshot() -> impl Strategy<Value = Snapshot> {
             description: None,
             severity: severity.map(Into::into),
             status: Some(status.into()),
-            details: Details {
+            details: std::sync::Arc::new(Details {
                 flapping,
                 ..Details::default()
-            },
+            }),
         },
     )
 }
@@ -173,7 +173,7 @@ impl Shown {
             severity: alert.severity.clone(),
             bigpanda_status: alert.bigpanda_status.clone(),
             environment_id: alert.environment_id.clone(),
-            details: alert.details.clone(),
+            details: (*alert.details).clone(),
         }
     }
 }
@@ -225,7 +225,7 @@ impl Model {
                 severity: snap.severity.clone(),
                 bigpanda_status: snap.status.clone(),
                 environment_id: snap.environment_id.clone(),
-                details: snap.details.clone(),
+                details: (*snap.details).clone(),
             },
             awaiting_echo: false,
             close: CloseState::None,
@@ -288,7 +288,7 @@ impl Model {
         if snap.environment_id.is_some() {
             self.shown.environment_id = snap.environment_id.clone();
         }
-        self.shown.details = snap.details.clone();
+        self.shown.details = (*snap.details).clone();
         let shown_changed = self.shown != before;
 
         match (self.status, snap.open) {
