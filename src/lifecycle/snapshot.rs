@@ -3,6 +3,8 @@
 //! The parser in `crate::bigpanda::webhook` produces a [`Snapshot`]; the lifecycle only ever
 //! sees this normalised form, never BigPanda's raw JSON.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -79,7 +81,7 @@ pub struct Snapshot {
     pub severity: Option<String>,
     /// Lower-cased BigPanda status (`critical`, `warning`, `ok`, ...).
     pub status: Option<String>,
-    pub details: Details,
+    pub details: Arc<Details>,
 }
 
 impl Snapshot {
@@ -87,8 +89,20 @@ impl Snapshot {
     /// the same event (rule 2, duplicate); stored in the alert so the check survives restarts.
     pub fn digest(&self) -> String {
         // Struct fields serialise in declaration order and carry no maps, so the bytes are stable.
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
-        let hash = Sha256::digest(&bytes);
+        // Streamed into the hash: no 3 KB buffer per webhook.
+        struct Hashing(Sha256);
+        impl std::io::Write for Hashing {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.update(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut hashing = Hashing(Sha256::new());
+        let _ = serde_json::to_writer(&mut hashing, self);
+        let hash = hashing.0.finalize();
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(32);
         for b in &hash[..16] {

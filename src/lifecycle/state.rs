@@ -1,5 +1,7 @@
 //! The persisted alert, its history entries and the outbound messages it asks for.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::snapshot::{Details, Millis};
@@ -99,7 +101,8 @@ pub struct Alert {
     pub severity: Option<String>,
     pub bigpanda_status: Option<String>,
     pub environment_id: Option<String>,
-    pub details: Details,
+    /// Shared with the snapshot it came from: cloned per step, never deep-copied.
+    pub details: Arc<Details>,
     pub created_at: Millis,
     pub updated_at: Millis,
     pub resolved_at: Option<Millis>,

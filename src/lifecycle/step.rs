@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::snapshot::{Details, EventType, Millis, Snapshot};
+use super::snapshot::{EventType, Millis, Snapshot};
 use super::state::{
     Alert, AlertStatus, CloseState, CloseSync, HistoryEvent, Outbound, OutboundKey, Outcome,
     ResolvedBy,
@@ -564,7 +564,7 @@ fn quarantine(current: Option<&Alert>, input: &Input, ctx: &Ctx) -> Step {
             severity: None,
             bigpanda_status: None,
             environment_id: None,
-            details: Details::default(),
+            details: Default::default(),
             created_at: ctx.now,
             updated_at: ctx.now,
             resolved_at: None,

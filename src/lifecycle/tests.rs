@@ -33,7 +33,7 @@ fn snap(event: &str, open: Option<bool>, version: Option<Millis>) -> Snapshot {
             }
             .into(),
         ),
-        details: Details::default(),
+        details: Default::default(),
     }
 }
 
@@ -270,7 +270,7 @@ fn rule3_applied_event_refreshes_fields_without_state_change() {
     story.webhook(new_event(1_000));
     let mut s = updated_event(2_000);
     s.title = "db-2 / disk_full".into();
-    s.details.flapping = Some(true);
+    std::sync::Arc::make_mut(&mut s.details).flapping = Some(true);
     let step = story.webhook(s);
     assert_eq!(step.outcome, Outcome::Updated);
     let alert = story.alert();

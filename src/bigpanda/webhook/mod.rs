@@ -198,14 +198,14 @@ fn snapshot(body: Body) -> Result<Snapshot, ParseError> {
         description,
         severity,
         status,
-        details: Details {
+        details: std::sync::Arc::new(Details {
             alerts,
             incident_tags: incident.incident_tags.0,
             flapping: incident.flapping.as_bool(),
             snoozed: incident.snooze.0.or(incident.is_snoozed.as_bool()),
             in_maintenance: maintenance,
             start: incident.start.or(incident.started_on),
-        },
+        }),
     })
 }
 

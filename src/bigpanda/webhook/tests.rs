@@ -521,7 +521,7 @@ fn flags_flapping_snooze_maintenance() {
     assert_eq!(d(json!({"maintenance": true})).in_maintenance, Some(true));
     assert_eq!(d(json!({"snooze": true})).snoozed, Some(true));
     assert_eq!(d(json!({"is_snoozed": false})).snoozed, Some(false));
-    assert_eq!(d(json!({})), Details::default());
+    assert_eq!(*d(json!({})), Details::default());
 }
 
 #[test]
@@ -535,7 +535,7 @@ fn missing_content_still_parses() {
     assert_eq!(snap.severity, None);
     assert_eq!(snap.status, None);
     assert_eq!(snap.description, None);
-    assert_eq!(snap.details, Details::default());
+    assert_eq!(*snap.details, Details::default());
 }
 
 #[test]
@@ -556,7 +556,7 @@ fn wrong_types_for_optional_fields_are_absent() {
     assert_eq!(snap.open, None);
     assert_eq!(snap.version, None);
     assert_eq!(snap.environment_id, None);
-    assert_eq!(snap.details, Details::default());
+    assert_eq!(*snap.details, Details::default());
     // A non-object `incident` falls back to the bare reading.
     let snap = ok(json!({"incident": "x", "id": "bare"}));
     assert_eq!(snap.incident_id, "bare");
