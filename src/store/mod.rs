@@ -117,18 +117,8 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            cache_bytes: std::env::var("XPB_CACHE_MB")
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(64)
-                * 1024
-                * 1024,
-            linger: Duration::from_micros(
-                std::env::var("XPB_LINGER_US")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(500),
-            ),
+            cache_bytes: 64 * 1024 * 1024,
+            linger: Duration::from_micros(500),
         }
     }
 }
