@@ -69,7 +69,11 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
     let store_path = store_dir(&cfg.data_dir);
     let store = {
         let path = store_path.clone();
-        tokio::task::spawn_blocking(move || Store::open(&path, &StoreOptions::default()))
+        let opts = StoreOptions {
+            cache_bytes: cfg.store_cache_bytes,
+            ..StoreOptions::default()
+        };
+        tokio::task::spawn_blocking(move || Store::open(&path, &opts))
             .await
             .map_err(|e| StartError::Store {
                 path: store_path.clone(),

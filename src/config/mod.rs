@@ -48,6 +48,8 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default for `--max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default for `--store-cache-mb`: see docs/performance.md for the trade between RSS and speed.
+pub const DEFAULT_STORE_CACHE_MB: u64 = 128;
 /// Default for `--token-grace`.
 pub const DEFAULT_TOKEN_GRACE: Duration = Duration::from_secs(60 * 60);
 /// Default for the admin CLI's `--url` (CONTRACT §5).
@@ -151,6 +153,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PANDABRIDGE_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<String>,
 
+    /// Memory for the store's page cache, in MiB: more keeps more alerts and history in
+    /// memory (faster webhooks under load), less lowers the daemon's RSS. [default: 128]
+    #[arg(long, env = "PANDABRIDGE_STORE_CACHE_MB", value_name = "MIB")]
+    pub store_cache_mb: Option<String>,
+
     /// Log format on stderr: text or json. Verbosity comes from RUST_LOG. [default: text]
     #[arg(long, env = "PANDABRIDGE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -174,6 +181,7 @@ impl fmt::Debug for ServeArgs {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
+            .field("store_cache_mb", &self.store_cache_mb)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -344,6 +352,7 @@ pub struct ServeFile {
     pub header_read_timeout: Option<String>,
     pub body_read_timeout: Option<String>,
     pub max_connections: Option<usize>,
+    pub store_cache_mb: Option<u64>,
     pub log_format: Option<String>,
 }
 
@@ -362,6 +371,7 @@ const FILE_KEYS: &[&str] = &[
     "header_read_timeout",
     "body_read_timeout",
     "max_connections",
+    "store_cache_mb",
     "log_format",
 ];
 
@@ -380,6 +390,7 @@ impl fmt::Debug for ServeFile {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
+            .field("store_cache_mb", &self.store_cache_mb)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -403,6 +414,8 @@ pub struct ServeConfig {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub max_connections: usize,
+    /// The store's page cache, in bytes.
+    pub store_cache_bytes: u64,
     pub log_format: LogFormat,
     /// The file the settings were merged with, for the startup log line.
     pub config_file: Option<PathBuf>,
@@ -435,6 +448,7 @@ impl fmt::Debug for ServeConfig {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
+            .field("store_cache_bytes", &self.store_cache_bytes)
             .field("log_format", &self.log_format)
             .field("config_file", &self.config_file)
             .finish()
@@ -611,6 +625,13 @@ pub fn merge(args: ServeArgs, file: Option<ServeFile>) -> Result<ServeConfig, Co
         DEFAULT_MAX_CONNECTIONS,
         positive_int::<usize>,
     )?;
+    let store_cache_mb = layers.pick(
+        "store-cache-mb",
+        args.store_cache_mb,
+        file.store_cache_mb.map(|n| n.to_string()),
+        DEFAULT_STORE_CACHE_MB,
+        positive_int::<u64>,
+    )?;
     let log_format = layers.pick(
         "log-format",
         args.log_format,
@@ -632,6 +653,7 @@ pub fn merge(args: ServeArgs, file: Option<ServeFile>) -> Result<ServeConfig, Co
         header_read_timeout,
         body_read_timeout,
         max_connections,
+        store_cache_bytes: store_cache_mb.saturating_mul(1024 * 1024),
         log_format,
         config_file: args.config,
     })

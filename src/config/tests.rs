@@ -53,6 +53,7 @@ fn serve_env_names_match_the_contract() {
         ("header-read-timeout", "PANDABRIDGE_HEADER_READ_TIMEOUT"),
         ("body-read-timeout", "PANDABRIDGE_BODY_READ_TIMEOUT"),
         ("max-connections", "PANDABRIDGE_MAX_CONNECTIONS"),
+        ("store-cache-mb", "PANDABRIDGE_STORE_CACHE_MB"),
         ("log-format", "PANDABRIDGE_LOG_FORMAT"),
     ];
     let expected: BTreeMap<String, String> = expected
@@ -99,6 +100,7 @@ fn file_with_every_key_parses() {
         header_read_timeout = "5s"
         body_read_timeout = "7s"
         max_connections = 99
+        store_cache_mb = 48
         log_format = "json"
         "#,
     );
@@ -115,6 +117,7 @@ fn file_with_every_key_parses() {
     assert_eq!(c.header_read_timeout, Duration::from_secs(5));
     assert_eq!(c.body_read_timeout, Duration::from_secs(7));
     assert_eq!(c.max_connections, 99);
+    assert_eq!(c.store_cache_bytes, 48 * 1024 * 1024);
     assert_eq!(c.log_format, LogFormat::Json);
 }
 
