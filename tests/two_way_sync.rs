@@ -692,9 +692,10 @@ async fn fifty_closes_drain_at_bigpandas_rate_limit_and_no_faster() {
     assert_eq!(targets, incidents.iter().cloned().collect::<HashSet<_>>());
 
     // Every call counts against BigPanda's limit: the validation and all the closes. The
-    // daemon paces request starts with a 25 ms margin; arrival times on a CPU-saturated
-    // machine jitter more than that, so a failure here names the arrivals to tell them apart.
-    let busiest = w.bp.max_requests_in_any_window(Duration::from_secs(1));
+    // daemon never *starts* six requests within a second (proven exactly on the limiter's
+    // slots in the unit tests); arrivals here carry the scheduling jitter of a busy machine,
+    // so six of them must not come within 950 ms. A failure names the arrivals.
+    let busiest = w.bp.max_requests_in_any_window(Duration::from_millis(950));
     let requests = w.bp.requests();
     let arrivals: Vec<u128> = requests
         .iter()
@@ -702,11 +703,11 @@ async fn fifty_closes_drain_at_bigpandas_rate_limit_and_no_faster() {
         .collect();
     assert!(
         busiest <= 5,
-        "{busiest} requests within one second (limit 5); arrivals in ms: {arrivals:?}"
+        "{busiest} requests within 950 ms (limit 5 per second); arrivals in ms: {arrivals:?}"
     );
-    // ...and the limit is used: 50 closes at ~4.9/s take about 10 s.
+    // ...and the limit is used, no slower: 50 closes at 5/s take 9.8 s after the first.
     assert!(
-        drained <= Duration::from_secs(15),
+        drained <= Duration::from_secs(12),
         "50 closes took {drained:?}"
     );
     assert_eq!(w.bp.resolve_calls().len(), N, "no close was sent twice");

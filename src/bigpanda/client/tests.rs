@@ -364,13 +364,14 @@ fn saturated_rate_stays_above_4_7_per_second() {
         }
     }
     let rate = starts.len() as f64 / 600.0;
-    assert!(rate >= 4.7, "{rate}/s");
+    assert!(rate >= 4.99, "{rate}/s");
     assert!(max_in_window(&starts, BIGPANDA_WINDOW) <= 5);
 
     let mut limiter = RateLimiter::bigpanda();
     let slots: Vec<Instant> = (0..3000).map(|_| limiter.next_slot(t0)).collect();
     let span = (*slots.last().unwrap() - t0).as_secs_f64();
-    assert!(2999.0 / span >= 4.7, "{}/s", 2999.0 / span);
+    // A backlog drains at BigPanda's 5/s, no slower (the margin costs 0.1 %).
+    assert!(2999.0 / span >= 4.99, "{}/s", 2999.0 / span);
 }
 
 #[test]
