@@ -18,6 +18,7 @@ mod baseline;
 mod daemon;
 mod driver;
 mod report;
+mod seed;
 mod sys;
 mod workload;
 
@@ -101,10 +102,27 @@ struct Args {
     /// CI smoke run: 1 round of 1 s, 4 connections, 200 incidents. Overrides those settings.
     #[arg(long)]
     smoke: bool,
+    /// Instead of a load run: write --incidents incidents into the store of this data dir
+    /// through the daemon's own write path (no HTTP), to measure a large store. The daemon must
+    /// not be running on it.
+    #[arg(long, value_name = "DATA_DIR", conflicts_with_all = ["url", "smoke"])]
+    seed_store: Option<PathBuf>,
+    /// With --seed-store: events per incident (new, updated, updated, closed, reopen, …).
+    #[arg(long, default_value_t = 2, requires = "seed_store")]
+    seed_steps: u32,
 }
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
+    if let Some(dir) = &args.seed_store {
+        return match seed::seed(dir, args.incidents, args.seed_steps.max(1)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pandabridge-load: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.smoke {
         args.rounds = 1;
         args.duration = Duration::from_secs(1);

@@ -157,6 +157,11 @@ impl Workload {
         Bytes::from(self.render(incident, step))
     }
 
+    /// The body of `incident`'s event at `step`.
+    pub fn body(&self, incident: usize, step: u32) -> Vec<u8> {
+        self.render(incident, step)
+    }
+
     /// A sample body (incident 0, step 1), for reporting its size.
     pub fn sample_len(&self) -> usize {
         self.render(0, 1).len()
