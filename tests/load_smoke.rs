@@ -57,3 +57,31 @@ fn load_tool_json_report_is_one_object() {
     assert!(report["ratio"].as_f64().is_some());
     assert!(report["daemon_rss_kib"].as_u64().is_some_and(|k| k > 0));
 }
+
+#[test]
+fn seed_store_writes_incidents_the_daemon_then_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let output = Command::new(env!("CARGO_BIN_EXE_pandabridge-load"))
+        .args(["--seed-store", data.to_str().unwrap(), "--incidents", "120"])
+        .args(["--seed-steps", "3"])
+        .output()
+        .expect("run pandabridge-load --seed-store");
+    assert!(
+        output.status.success(),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The store is the daemon's own: it opens it and finds every incident, with its history.
+    let store = pandabridge::store::Store::open(
+        &pandabridge::daemon::store_dir(&data),
+        &pandabridge::store::StoreOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(store.count_alerts(), 120);
+    let (page, _) = store
+        .list_alerts(&Default::default(), 1, None)
+        .expect("list");
+    assert_eq!(store.history(&page[0].id).unwrap().len(), 3);
+    store.close();
+}
