@@ -85,7 +85,7 @@ impl Sources {
         cache.insert(record.id.clone(), record);
     }
 
-    pub fn create(
+    pub async fn create(
         &self,
         name: &str,
         default_environment_id: Option<String>,
@@ -106,7 +106,7 @@ impl Sources {
             previous_expires_at: None,
             created_at: now_millis(),
         };
-        self.store.put_source(&record)?;
+        self.store.put_source(&record).await?;
         self.cache_put(record.clone());
         Ok((record, token))
     }
@@ -124,7 +124,7 @@ impl Sources {
         all
     }
 
-    pub fn rotate(&self, id: &str) -> Result<(SourceRecord, IssuedToken), SourceError> {
+    pub async fn rotate(&self, id: &str) -> Result<(SourceRecord, IssuedToken), SourceError> {
         let mut record = self.get(id).ok_or(SourceError::NotFound)?;
         let token = new_token();
         record.previous_token_sha256 = Some(std::mem::replace(
@@ -132,28 +132,28 @@ impl Sources {
             hex(&token_hash(&token.0)),
         ));
         record.previous_expires_at = Some(now_millis() + self.grace.as_millis() as i64);
-        self.store.put_source(&record)?;
+        self.store.put_source(&record).await?;
         self.cache_put(record.clone());
         Ok((record, token))
     }
 
-    pub fn set_default_environment(
+    pub async fn set_default_environment(
         &self,
         id: &str,
         env: Option<String>,
     ) -> Result<SourceRecord, SourceError> {
         let mut record = self.get(id).ok_or(SourceError::NotFound)?;
         record.default_environment_id = env.filter(|e| !e.trim().is_empty());
-        self.store.put_source(&record)?;
+        self.store.put_source(&record).await?;
         self.cache_put(record.clone());
         Ok(record)
     }
 
-    pub fn delete(&self, id: &str) -> Result<(), SourceError> {
+    pub async fn delete(&self, id: &str) -> Result<(), SourceError> {
         if self.get(id).is_none() {
             return Err(SourceError::NotFound);
         }
-        self.store.delete_source(id)?;
+        self.store.delete_source(id).await?;
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         cache.remove(id);
         Ok(())
@@ -182,19 +182,19 @@ mod tests {
     use super::*;
     use crate::store::StoreOptions;
 
-    #[test]
-    fn tokens_verify_rotate_and_expire() {
+    #[tokio::test]
+    async fn tokens_verify_rotate_and_expire() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
         let sources = Sources::load(store.clone(), Duration::from_millis(200)).unwrap();
-        let (src, t1) = sources.create("prod", None).unwrap();
+        let (src, t1) = sources.create("prod", None).await.unwrap();
         assert!(t1.0.len() >= 64);
         assert!(sources.verify(&src.id, &t1.0));
         assert!(!sources.verify(&src.id, "pbsrc_wrong"));
         assert!(!sources.verify("nope", &t1.0));
         assert_ne!(src.token_sha256, t1.0, "only the hash is stored");
 
-        let (_, t2) = sources.rotate(&src.id).unwrap();
+        let (_, t2) = sources.rotate(&src.id).await.unwrap();
         assert!(sources.verify(&src.id, &t2.0));
         assert!(
             sources.verify(&src.id, &t1.0),
@@ -209,22 +209,42 @@ mod tests {
         // The cache is rebuilt from the store.
         let reloaded = Sources::load(store, Duration::from_secs(1)).unwrap();
         assert!(reloaded.verify(&src.id, &t2.0));
-        reloaded.delete(&src.id).unwrap();
+        reloaded.delete(&src.id).await.unwrap();
         assert!(!reloaded.verify(&src.id, &t2.0));
-        assert_eq!(reloaded.delete(&src.id), Err(SourceError::NotFound));
+        assert_eq!(reloaded.delete(&src.id).await, Err(SourceError::NotFound));
     }
 
-    #[test]
-    fn names_are_validated() {
+    #[tokio::test]
+    async fn a_source_change_that_is_not_durable_is_refused_and_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let sources = Sources::load(store.clone(), Duration::from_secs(1)).unwrap();
+        let (kept, token) = sources.create("kept", None).await.unwrap();
+        store.faults().set_failing_flushes(true);
+        assert!(sources.create("lost", None).await.is_err());
+        assert!(sources.rotate(&kept.id).await.is_err());
+        assert!(sources.delete(&kept.id).await.is_err());
+        store.faults().set_failing_flushes(false);
+        // Nothing refused is served, and the store agrees after a reload.
+        let names: Vec<_> = sources.list().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["kept"]);
+        assert!(sources.verify(&kept.id, &token.0));
+        let reloaded = Sources::load(store, Duration::from_secs(1)).unwrap();
+        assert_eq!(reloaded.list().len(), 1);
+        assert!(reloaded.verify(&kept.id, &token.0));
+    }
+
+    #[tokio::test]
+    async fn names_are_validated() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
         let sources = Sources::load(store, Duration::from_secs(1)).unwrap();
         assert!(matches!(
-            sources.create("  ", None),
+            sources.create("  ", None).await,
             Err(SourceError::Invalid(_))
         ));
         assert!(matches!(
-            sources.create(&"x".repeat(201), None),
+            sources.create(&"x".repeat(201), None).await,
             Err(SourceError::Invalid(_))
         ));
     }

@@ -246,9 +246,11 @@ impl CloserState {
         // must not be overwritten, so the key is compared inside that serialised update.
         let store = store(&self.deps).clone();
         let rejected = rejected.expose_secret().to_string();
+        let rejected_at = now_millis();
         tokio::spawn(async move {
-            let update = store.update_integration(|mut rec| {
-                (rec.api_key == rejected).then(|| {
+            let update = store.update_integration(move |mut rec| {
+                // The same key validated again after this rejection is trusted again.
+                (rec.api_key == rejected && rec.validated_at <= rejected_at).then(|| {
                     rec.healthy = false;
                     rec.last_error = Some(error);
                     rec

@@ -52,19 +52,6 @@ fn parse_body<T: DeserializeOwned>(body: Result<Bytes, ApiError>) -> Result<T, A
     })
 }
 
-/// Waits until every write so far is on disk, so an admin change is never answered before it
-/// would survive a crash.
-async fn durable(app: &App) -> Result<(), ApiError> {
-    match app.engine.store().durable().await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.into()),
-        Err(_) => Err(ApiError::unavailable(
-            "shutting_down",
-            "pandabridge is shutting down; retry later",
-        )),
-    }
-}
-
 fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -82,11 +69,9 @@ async fn route(
 ) -> Result<Response, ApiError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
     match (segments.as_slice(), method) {
-        (["alert-sources"], &Method::POST) => {
-            let reply = create_source(app, body)?;
-            durable(app).await?;
-            Ok(reply)
-        }
+        // Every source change below is durable before it is answered (`Sources` awaits the
+        // store), so a token shown once survives a crash right after it was shown.
+        (["alert-sources"], &Method::POST) => create_source(app, body).await,
         (["alert-sources"], &Method::GET) => {
             let base = &app.public_url;
             let list: Vec<_> = app
@@ -105,21 +90,14 @@ async fn route(
                 .ok_or_else(|| ApiError::not_found("alert source"))?;
             ok(views::source(&s, &app.public_url))
         }
-        (["alert-sources", id], &Method::PATCH) => {
-            let reply = update_source(app, id, body)?;
-            durable(app).await?;
-            Ok(reply)
-        }
+        (["alert-sources", id], &Method::PATCH) => update_source(app, id, body).await,
         (["alert-sources", id], &Method::DELETE) => {
-            app.sources.delete(id)?;
-            durable(app).await?;
+            app.sources.delete(id).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (["alert-sources", _], _) => Err(method_not_allowed()),
         (["alert-sources", id, "rotate-token"], &Method::POST) => {
-            let (record, token) = app.sources.rotate(id)?;
-            // A token shown once must survive a crash right after it was shown.
-            durable(app).await?;
+            let (record, token) = app.sources.rotate(id).await?;
             let mut view = views::source(&record, &app.public_url);
             view["token"] = serde_json::Value::String(token.0);
             ok(view)
@@ -193,9 +171,12 @@ struct CreateSource {
     default_environment_id: Option<String>,
 }
 
-fn create_source(app: &App, body: Result<Bytes, ApiError>) -> Result<Response, ApiError> {
+async fn create_source(app: &App, body: Result<Bytes, ApiError>) -> Result<Response, ApiError> {
     let req: CreateSource = parse_body(body)?;
-    let (record, token) = app.sources.create(&req.name, req.default_environment_id)?;
+    let (record, token) = app
+        .sources
+        .create(&req.name, req.default_environment_id)
+        .await?;
     let mut view = views::source(&record, &app.public_url);
     view["token"] = serde_json::Value::String(token.0);
     tracing::info!(source_id = %record.id, name = %record.name, "Alert source created.");
@@ -208,11 +189,16 @@ struct UpdateSource {
     default_environment_id: Option<String>,
 }
 
-fn update_source(app: &App, id: &str, body: Result<Bytes, ApiError>) -> Result<Response, ApiError> {
+async fn update_source(
+    app: &App,
+    id: &str,
+    body: Result<Bytes, ApiError>,
+) -> Result<Response, ApiError> {
     let req: UpdateSource = parse_body(body)?;
     let record = app
         .sources
-        .set_default_environment(id, req.default_environment_id)?;
+        .set_default_environment(id, req.default_environment_id)
+        .await?;
     ok(views::source(&record, &app.public_url))
 }
 

@@ -39,7 +39,9 @@ pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
 
 /// Where the flusher commits groups: the write-ahead log and sled, or a test double.
 pub(super) trait Sink: Send + 'static {
-    /// Makes one group durable, then applies it. On error nothing of the group is applied.
+    /// Makes one group durable, then applies it. On error nothing of the group is applied, now
+    /// or at the next start (unless the disk refuses even to cut the failed group off the log,
+    /// which is logged).
     fn commit(&mut self, group: &[u8]) -> Result<(), StoreError>;
     /// Called once at stop, after the last group.
     fn finish(&mut self);
@@ -67,7 +69,13 @@ impl GroupCommit {
         let worker = Arc::clone(&gc);
         let handle = std::thread::Builder::new()
             .name("pb-group-commit".into())
-            .spawn(move || worker.run(sink, linger, degraded))
+            .spawn(move || {
+                let run = std::panic::AssertUnwindSafe(|| worker.run(sink, linger, degraded));
+                if std::panic::catch_unwind(run).is_err() {
+                    tracing::error!("The group-commit thread panicked; the store refuses writes until pandabridge is restarted.");
+                }
+                worker.refuse_writes();
+            })
             .map_err(|e| StoreError::Io(format!("cannot start the group-commit thread: {e}")))?;
         if let Ok(mut slot) = gc.thread.lock() {
             *slot = Some(handle);
@@ -91,25 +99,6 @@ impl GroupCommit {
             }
             _ => Err(StoreError::Closed),
         }
-    }
-
-    /// Registers a waiter for the next flush: resolves once everything appended so far is
-    /// durable and applied.
-    pub(super) fn durable(&self) -> Durable {
-        let (tx, rx) = oneshot::channel();
-        match self.queue.lock() {
-            Ok(mut q) if !q.stopping => {
-                let first = q.waiters.is_empty();
-                q.waiters.push(tx);
-                if first {
-                    self.wake.notify_one();
-                }
-            }
-            _ => {
-                let _ = tx.send(Err(StoreError::Closed));
-            }
-        }
-        rx
     }
 
     fn run(&self, mut sink: impl Sink, linger: Duration, degraded: impl Fn() -> bool) {
@@ -164,6 +153,16 @@ impl GroupCommit {
                 sink.finish();
                 return;
             }
+        }
+    }
+
+    /// After the thread ends (stopped, or a panic): nothing can be appended any more and no
+    /// waiter is left hanging.
+    fn refuse_writes(&self) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.stopping = true;
+        for w in q.waiters.drain(..) {
+            let _ = w.send(Err(StoreError::Closed));
         }
     }
 

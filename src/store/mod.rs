@@ -1,9 +1,9 @@
 //! Durable state: alert sources, alerts, their history, the outbox and the BigPanda integration.
 //!
 //! The only module that imports sled. Everything lives in one sled tree under typed key
-//! prefixes, so that one alert change (record, indexes, history entries and outbox effects) is
-//! one atomic `apply_batch`. Values are a format byte followed by JSON, so the format can evolve
-//! record by record. A write is one record of the write-ahead log (`wal`): the group commit
+//! prefixes; one alert change (record, indexes, history entries and outbox effects) is one
+//! atomic write-ahead-log record. Values are a format byte followed by JSON, so the format can
+//! evolve record by record. A write is one record of the write-ahead log (`wal`): the group commit
 //! (`commit`) writes and syncs many records at once, then applies them to sled, and a checkpoint
 //! thread makes sled itself durable in the background. Reads see only durable writes.
 //!
@@ -77,8 +77,8 @@ impl Faults {
     pub fn set_failing(&self, failing: bool) {
         self.fail_writes.store(failing, Ordering::Relaxed);
     }
-    /// Fails only flushes: writes reach sled's memory but never the disk (a full or broken
-    /// disk under a write cache).
+    /// Fails only the write-ahead log's writes (a full or broken disk): writes are accepted,
+    /// then their group fails and nothing of it is applied.
     pub fn set_failing_flushes(&self, failing: bool) {
         self.fail_flushes.store(failing, Ordering::Relaxed);
     }
@@ -180,6 +180,11 @@ fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
     let _ = serde_json::to_writer(out, value);
 }
 
+/// The outcome of one write: durable and readable, or not written at all.
+async fn settle(durable: Durable) -> Result<(), StoreError> {
+    durable.await.unwrap_or(Err(StoreError::Closed))
+}
+
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
@@ -279,9 +284,8 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(opts.cache_bytes)
-            // One flusher only (concurrent flushes deadlock sled 0.34): our group commit.
-            // Writes nobody waits for (a revert, the integration's health flag) are flushed by
-            // the next group commit or at close.
+            // One flusher only (concurrent flushes deadlock sled 0.34): our checkpoint thread.
+            // Durability comes from the write-ahead log; sled is flushed at checkpoints.
             .flush_every_ms(None)
             .open()?;
         match db.get(FORMAT_KEY)? {
@@ -300,7 +304,11 @@ impl Store {
             }
         }
         let wal_dir = dir.join("wal");
-        std::fs::create_dir_all(&wal_dir).map_err(|e| StoreError::Io(e.to_string()))?;
+        if !wal_dir.exists() {
+            std::fs::create_dir_all(&wal_dir).map_err(|e| StoreError::Io(e.to_string()))?;
+            // The WAL's own directory entry must survive a crash too.
+            wal::sync_dir(dir)?;
+        }
         // sled creates its files with the process umask (often 0644): tighten what it made.
         make_private(dir, false)?;
         let log = std::fs::File::open(dir.join("db")).map_err(|e| StoreError::Io(e.to_string()))?;
@@ -341,11 +349,6 @@ impl Store {
         )
     }
 
-    /// A future that resolves when everything written so far is on disk.
-    pub fn durable(&self) -> Durable {
-        self.commit.durable()
-    }
-
     /// Makes everything written so far durable and stops the flusher. Later writes fail.
     pub fn close(&self) {
         self.commit.stop();
@@ -365,7 +368,12 @@ impl Store {
             .faults
             .check()
             .and_then(|()| self.commit.append(&record.finish()));
-        self.faults.record(result)
+        // Only a failure says something about the disk here; success is decided (and health
+        // recorded) when the group is written.
+        if result.is_err() {
+            return self.faults.record(result);
+        }
+        result
     }
 
     /// False while writes or flushes fail (for `/readyz`); true again once the disk recovers.
@@ -522,10 +530,11 @@ impl Store {
 
     // ----- sources ------------------------------------------------------------------------
 
-    pub fn put_source(&self, source: &SourceRecord) -> Result<(), StoreError> {
+    /// Stores a source and waits until it is durable.
+    pub async fn put_source(&self, source: &SourceRecord) -> Result<(), StoreError> {
         let mut w = Record::with_capacity(512);
         w.insert_with(&source_key(&source.id), |b| encode_into(source, b));
-        self.apply(w).map(drop)
+        settle(self.apply(w)?).await
     }
 
     pub fn source(&self, id: &str) -> Result<Option<SourceRecord>, StoreError> {
@@ -542,11 +551,12 @@ impl Store {
             .collect()
     }
 
-    pub fn delete_source(&self, id: &str) -> Result<bool, StoreError> {
+    /// Deletes a source and waits until that is durable. Returns whether it existed.
+    pub async fn delete_source(&self, id: &str) -> Result<bool, StoreError> {
         let existed = self.source(id)?.is_some();
         let mut w = Record::with_capacity(64);
         w.remove(&source_key(id));
-        self.apply(w)?;
+        settle(self.apply(w)?).await?;
         Ok(existed)
     }
 
@@ -559,26 +569,50 @@ impl Store {
     /// Stores the integration and waits until it is durable. Integration writes are
     /// serialised, so [`Store::update_integration`] never overwrites a newer key.
     pub async fn put_integration(&self, record: &IntegrationRecord) -> Result<(), StoreError> {
-        let _writing = self.integration_writes.lock().await;
-        self.write_integration(Some(record)).await
+        let record = record.clone();
+        self.serialised_integration(move |store| async move {
+            store.write_integration(Some(&record)).await
+        })
+        .await
     }
 
     pub async fn delete_integration(&self) -> Result<(), StoreError> {
-        let _writing = self.integration_writes.lock().await;
-        self.write_integration(None).await
+        self.serialised_integration(|store| async move { store.write_integration(None).await })
+            .await
     }
 
     /// Reads the stored integration and writes back what `change` makes of it, if anything,
     /// with no other integration write in between. Returns whether it wrote.
     pub async fn update_integration(
         &self,
-        change: impl FnOnce(IntegrationRecord) -> Option<IntegrationRecord>,
+        change: impl FnOnce(IntegrationRecord) -> Option<IntegrationRecord> + Send + 'static,
     ) -> Result<bool, StoreError> {
-        let _writing = self.integration_writes.lock().await;
-        let Some(updated) = self.integration()?.and_then(change) else {
-            return Ok(false);
-        };
-        self.write_integration(Some(&updated)).await.map(|()| true)
+        self.serialised_integration(move |store| async move {
+            let Some(updated) = store.integration()?.and_then(change) else {
+                return Ok(false);
+            };
+            store.write_integration(Some(&updated)).await.map(|()| true)
+        })
+        .await
+    }
+
+    /// Runs one integration write under the integration lock, in its own task: if the caller
+    /// stops waiting (a client hangs up), the lock is still held until the write has settled,
+    /// so the next writer reads what this one wrote.
+    async fn serialised_integration<F, Fut, T>(&self, write: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Store) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let held = Arc::clone(&self.integration_writes).lock_owned().await;
+        let store = self.clone();
+        tokio::spawn(async move {
+            let _held = held;
+            write(store).await
+        })
+        .await
+        .unwrap_or(Err(StoreError::Closed))
     }
 
     async fn write_integration(
@@ -590,8 +624,7 @@ impl Store {
             Some(r) => w.insert_with(INTEGRATION_KEY, |b| encode_into(r, b)),
             None => w.remove(INTEGRATION_KEY),
         }
-        let durable = self.apply(w)?;
-        durable.await.unwrap_or(Err(StoreError::Closed))
+        settle(self.apply(w)?).await
     }
 }
 

@@ -64,7 +64,6 @@ async fn step_is_written_atomically_and_survives_reopen() {
         "unused",
     )
     .await;
-    store.durable().await.unwrap().unwrap();
     store.close();
     drop(store);
 
@@ -187,7 +186,6 @@ async fn injected_fault_fails_writes_and_flushes_until_cleared() {
     )
     .unwrap();
     assert_eq!(store.write_step(None, &s).err(), Some(StoreError::Injected));
-    assert_eq!(store.durable().await.unwrap(), Err(StoreError::Injected));
     assert!(store.alert("01D").unwrap().is_none());
     assert!(!store.healthy());
     store.faults().set_failing(false);

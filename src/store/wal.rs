@@ -43,6 +43,7 @@ const HEADER: usize = 8;
 /// A WAL file this large is closed and checkpointed even before `CHECKPOINT_EVERY`.
 const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 /// How often a WAL file with records in it is closed and checkpointed: bounds replay at start.
+/// Checked when a group is written, so a file left idle stays open (and small) until the next.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
 /// Builds one record in place: values are serialised straight into it, with no copy per key
@@ -212,7 +213,7 @@ fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
     Ok(files)
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io("sync", dir, e))
@@ -220,10 +221,49 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Makes sled durable on its own: `flush()` then `fdatasync` of its file (sled's flush ends in
 /// `sync_file_range`, which does not reach the disk's write cache; sled issue 1452).
-fn sync_sled(db: &sled::Db, log: &File) -> Result<(), StoreError> {
+///
+/// sled keeps values larger than a quarter of its segment (128 KiB here) as files in `blobs/`
+/// and never syncs them, so those are synced too (an alert's details can be that large: bodies
+/// may reach 1 MiB). There are none unless such a value was written.
+fn sync_sled(db: &sled::Db, log: &File, blobs: &Path) -> Result<(), StoreError> {
     db.flush()?;
     log.sync_data()
-        .map_err(|e| StoreError::Io(format!("cannot sync the sled file: {e}")))
+        .map_err(|e| StoreError::Io(format!("cannot sync the sled file: {e}")))?;
+    let entries = match fs::read_dir(blobs) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("list", blobs, e)),
+    };
+    let mut any = false;
+    for entry in entries {
+        let path = entry.map_err(|e| io("list", blobs, e))?.path();
+        File::open(&path)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| io("sync", &path, e))?;
+        any = true;
+    }
+    if any {
+        sync_dir(blobs)?;
+    }
+    Ok(())
+}
+
+/// sled's blob directory, beside the WAL directory.
+fn blobs_dir(wal_dir: &Path) -> PathBuf {
+    wal_dir.parent().unwrap_or(wal_dir).join("blobs")
+}
+
+/// Deletes WAL files up to `upto`, oldest first, syncing the directory after each: if an
+/// older file came back after a crash while a newer one did not, replaying it would roll keys
+/// back.
+fn remove_upto(dir: &Path, upto: u64) -> Result<(), StoreError> {
+    for (seq, path) in list(dir)? {
+        if seq <= upto {
+            fs::remove_file(&path).map_err(|e| io("remove", &path, e))?;
+            sync_dir(dir)?;
+        }
+    }
+    Ok(())
 }
 
 /// Replays the WAL files left in `dir` into `db`, makes sled durable and deletes them.
@@ -241,12 +281,9 @@ pub(super) fn recover(dir: &Path, db: &sled::Db, log: &File) -> Result<(u64, usi
                 "The end of a write-ahead log file is not a whole record (a write cut short by a crash or a disk error); it was never acknowledged and is ignored.");
         }
     }
-    if !files.is_empty() {
-        sync_sled(db, log)?;
-        for (_, path) in &files {
-            fs::remove_file(path).map_err(|e| io("remove", path, e))?;
-        }
-        sync_dir(dir)?;
+    if let Some((last, _)) = files.last() {
+        sync_sled(db, log, &blobs_dir(dir))?;
+        remove_upto(dir, *last)?;
     }
     Ok((next, replayed))
 }
@@ -305,18 +342,8 @@ impl Checkpointer {
 }
 
 fn checkpoint(dir: &Path, db: &sled::Db, log: &File, upto: u64) -> Result<(), StoreError> {
-    sync_sled(db, log)?;
-    let mut removed = false;
-    for (seq, path) in list(dir)? {
-        if seq <= upto {
-            fs::remove_file(&path).map_err(|e| io("remove", &path, e))?;
-            removed = true;
-        }
-    }
-    if removed {
-        sync_dir(dir)?;
-    }
-    Ok(())
+    sync_sled(db, log, &blobs_dir(dir))?;
+    remove_upto(dir, upto)
 }
 
 /// The group commit's end of the WAL: owns the open file, writes and syncs each group, applies
@@ -330,6 +357,8 @@ pub(super) struct WalWriter {
     opened_at: Instant,
     checkpointer: Checkpointer,
     faults: Arc<Faults>,
+    /// Set when sled could not apply a durable group: every later write fails.
+    broken: Option<StoreError>,
 }
 
 impl WalWriter {
@@ -350,6 +379,7 @@ impl WalWriter {
             opened_at: Instant::now(),
             checkpointer,
             faults,
+            broken: None,
         };
         writer.open_file()?;
         Ok(writer)
@@ -385,6 +415,9 @@ impl WalWriter {
     /// back to where the group began and closed: after a failed fsync the kernel may have
     /// dropped the dirty pages, so the next group goes to a fresh file.
     fn write_group(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
         self.faults.check_flush()?;
         if self.file.is_none() {
             self.rotate()?;
@@ -399,26 +432,67 @@ impl WalWriter {
                 Ok(())
             }
             Err(e) => {
-                // Best effort: a group that was not acknowledged should not be replayed.
-                let _ = file.set_len(self.written).and_then(|()| file.sync_data());
+                self.cut_back(self.written);
                 self.file = None;
                 Err(io("write", &path, e))
             }
         }
     }
+
+    /// Cuts the current file back to `len` bytes, so that a group nobody was told about is
+    /// not replayed at the next start. If even that fails, the group stays in the file and a
+    /// restart would apply it: said in the log, since its writers were answered with an error.
+    fn cut_back(&mut self, len: u64) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        if let Err(e) = file.set_len(len).and_then(|()| file.sync_data()) {
+            tracing::error!(error = %e, "Could not remove a failed group from the write-ahead log; a restart will apply writes that were refused.");
+        }
+    }
+}
+
+/// The record a degraded store writes to find out whether the disk accepts writes again.
+fn probe_record() -> Vec<u8> {
+    let mut record = Record::with_capacity(16);
+    record.insert(b"m:probe", &[1]);
+    record.finish()
 }
 
 impl super::commit::Sink for WalWriter {
     fn commit(&mut self, group: &[u8]) -> Result<(), StoreError> {
-        let result = self
-            .write_group(group)
-            .and_then(|()| match apply_records(&self.db, group)? {
-                (_, []) => Ok(()),
-                (_, rest) => Err(StoreError::Corrupt {
+        // An empty group is the degraded store's probe: write a real record, since an empty
+        // write succeeds even on a full disk.
+        let probe;
+        let group = if !group.is_empty() {
+            group
+        } else if self.faults.is_degraded() {
+            probe = probe_record();
+            &probe[..]
+        } else {
+            return Ok(());
+        };
+        let before = self.written;
+        let result = self.write_group(group).and_then(|()| {
+            let applied = match apply_records(&self.db, group) {
+                Ok((_, [])) => Ok(()),
+                Ok((_, rest)) => Err(StoreError::Corrupt {
                     key: "write-ahead log group".into(),
                     reason: format!("{} bytes are not a whole record", rest.len()),
                 }),
-            });
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &applied {
+                // sled failed (its errors are sticky): the group must not come back at the next
+                // start, and no later group can be applied either, so the store stops taking
+                // writes until a restart (`/readyz` says so).
+                tracing::error!(error = %e, "The store could not apply a durable group; it refuses writes until pandabridge is restarted.");
+                self.cut_back(before);
+                self.written = before;
+                self.broken = Some(e.clone());
+            }
+            applied
+        });
         let result = self.faults.record(result);
         if result.is_ok()
             && self.written > 0
