@@ -49,7 +49,7 @@ pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default for `--max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Default for `--store-cache-mb`: see docs/performance.md for the trade between RSS and speed.
-pub const DEFAULT_STORE_CACHE_MB: u64 = 128;
+pub const DEFAULT_STORE_CACHE_MB: u64 = 64;
 /// Default for `--token-grace`.
 pub const DEFAULT_TOKEN_GRACE: Duration = Duration::from_secs(60 * 60);
 /// Default for the admin CLI's `--url` (CONTRACT §5).
@@ -154,7 +154,7 @@ pub struct ServeArgs {
     pub max_connections: Option<String>,
 
     /// Memory for the store's page cache, in MiB: more keeps more alerts and history in
-    /// memory (faster webhooks under load), less lowers the daemon's RSS. [default: 128]
+    /// memory (faster webhooks under load), less lowers the daemon's RSS. [default: 64]
     #[arg(long, env = "PANDABRIDGE_STORE_CACHE_MB", value_name = "MIB")]
     pub store_cache_mb: Option<String>,
 
