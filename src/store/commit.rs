@@ -1,9 +1,9 @@
 //! Group commit: one flusher thread makes many writers' records durable with one write and one
 //! `fdatasync` of the write-ahead log (see `wal`), then applies them to sled.
 //!
-//! Writers append a record to the pending group and await it; the flusher repeatedly takes the whole group, lingers briefly under load so that
-//! more writers join, writes and syncs it, applies it to sled in order, and only then answers
-//! the waiters. So sled never holds a write that is not durable, readers never see one that was
+//! Writers append a record to the pending group and await it; the flusher repeatedly takes the
+//! whole group, lingers briefly under load so that more writers join, writes and syncs it,
+//! applies it to sled in order, and only then answers the waiters. So sled never holds a write that is not durable, readers never see one that was
 //! not acknowledged, and a group that fails leaves no trace anyone can read.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +37,7 @@ pub(super) struct GroupCommit {
 /// Resolves once every write appended before it was issued is durable and readable.
 pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
 
-/// Where the flusher commits groups: the write-ahead log and sled, or a test double.
+/// Where the flusher commits groups: the write-ahead log, then sled (`wal::WalWriter`).
 pub(super) trait Sink: Send + 'static {
     /// Makes one group durable, then applies it. On error nothing of the group is applied, now
     /// or at the next start (unless the disk refuses even to cut the failed group off the log,

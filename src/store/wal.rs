@@ -473,6 +473,7 @@ impl super::commit::Sink for WalWriter {
             return Ok(());
         };
         let before = self.written;
+        let was_degraded = self.faults.is_degraded();
         let result = self.write_group(group).and_then(|()| {
             let applied = match apply_records(&self.db, group) {
                 Ok((_, [])) => Ok(()),
@@ -494,6 +495,9 @@ impl super::commit::Sink for WalWriter {
             applied
         });
         let result = self.faults.record(result);
+        if result.is_ok() && was_degraded {
+            tracing::info!("The store accepts writes again.");
+        }
         if result.is_ok()
             && self.written > 0
             && (self.written >= CHECKPOINT_BYTES || self.opened_at.elapsed() >= CHECKPOINT_EVERY)
