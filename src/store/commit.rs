@@ -41,7 +41,8 @@ pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
 pub(super) trait Sink: Send + 'static {
     /// Makes one group durable, then applies it. On error nothing of the group is applied, now
     /// or at the next start (unless the disk refuses even to cut the failed group off the log,
-    /// which is logged).
+    /// which is logged). An empty group, sent once a second when idle, writes nothing unless
+    /// the last write failed: then it is the probe that finds out whether the disk is back.
     fn commit(&mut self, group: &[u8]) -> Result<(), StoreError>;
     /// Called once at stop, after the last group.
     fn finish(&mut self);
@@ -54,11 +55,7 @@ const LINGER_FROM_GROUP: usize = 4;
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl GroupCommit {
-    pub(super) fn start(
-        sink: impl Sink,
-        linger: Duration,
-        degraded: impl Fn() -> bool + Send + 'static,
-    ) -> Result<Arc<GroupCommit>, StoreError> {
+    pub(super) fn start(sink: impl Sink, linger: Duration) -> Result<Arc<GroupCommit>, StoreError> {
         let gc = Arc::new(GroupCommit {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -70,7 +67,7 @@ impl GroupCommit {
         let handle = std::thread::Builder::new()
             .name("pb-group-commit".into())
             .spawn(move || {
-                let run = std::panic::AssertUnwindSafe(|| worker.run(sink, linger, degraded));
+                let run = std::panic::AssertUnwindSafe(|| worker.run(sink, linger));
                 if std::panic::catch_unwind(run).is_err() {
                     tracing::error!("The group-commit thread panicked; the store refuses writes until pandabridge is restarted.");
                 }
@@ -101,7 +98,7 @@ impl GroupCommit {
         }
     }
 
-    fn run(&self, mut sink: impl Sink, linger: Duration, degraded: impl Fn() -> bool) {
+    fn run(&self, mut sink: impl Sink, linger: Duration) {
         // Linger only under load: when the last group had company, waiting lets the next one
         // grow; when writers come one at a time, waiting would only add latency.
         let mut last_group = 0usize;
@@ -111,13 +108,15 @@ impl GroupCommit {
             let (waiters, stopping) = {
                 let Ok(mut q) = self.queue.lock() else { return };
                 while q.waiters.is_empty() && !q.stopping {
-                    q = match self.wake.wait_timeout(q, PROBE_EVERY) {
-                        Ok((q, _)) => q,
+                    let timed_out;
+                    (q, timed_out) = match self.wake.wait_timeout(q, PROBE_EVERY) {
+                        Ok((q, t)) => (q, t.timed_out()),
                         Err(_) => return,
                     };
-                    // With no traffic, a degraded store commits what it has (maybe nothing)
-                    // so that health recovers without waiting for a writer.
-                    if q.waiters.is_empty() && !q.stopping && degraded() {
+                    // With no traffic, an empty group goes to the sink once a second: a store
+                    // whose last write failed probes the disk with it, so that health recovers
+                    // without waiting for a writer; otherwise it is nothing.
+                    if timed_out && q.waiters.is_empty() {
                         break;
                     }
                 }
@@ -139,12 +138,14 @@ impl GroupCommit {
             };
             last_group = waiters.len();
             let result = sink.commit(&group);
-            if let Err(e) = &result {
-                tracing::error!(error = %e, waiters = waiters.len(), "Store write failed; the writes in this group are not acknowledged.");
+            if !waiters.is_empty() {
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, waiters = waiters.len(), "Store write failed; the writes in this group are not acknowledged.");
+                }
+                self.flushes.fetch_add(1, Ordering::Relaxed);
+                self.flushed_waiters
+                    .fetch_add(waiters.len() as u64, Ordering::Relaxed);
             }
-            self.flushes.fetch_add(1, Ordering::Relaxed);
-            self.flushed_waiters
-                .fetch_add(waiters.len() as u64, Ordering::Relaxed);
             for w in waiters {
                 let _ = w.send(result.clone());
             }

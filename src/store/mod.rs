@@ -326,8 +326,7 @@ impl Store {
         let faults = Arc::new(Faults::default());
         let writer =
             wal::WalWriter::start(wal_dir, next_seq, db.clone(), log, Arc::clone(&faults))?;
-        let probe_faults = Arc::clone(&faults);
-        let commit = GroupCommit::start(writer, opts.linger, move || probe_faults.is_degraded())?;
+        let commit = GroupCommit::start(writer, opts.linger)?;
         Ok(Store {
             tree: db,
             commit,
