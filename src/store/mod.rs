@@ -319,10 +319,6 @@ impl Store {
                 "Replayed the write-ahead log into the store."
             );
         }
-        // The format key (and anything else written before the WAL existed) becomes durable.
-        db.flush()?;
-        log.sync_data()
-            .map_err(|e| StoreError::Io(format!("cannot sync the sled file: {e}")))?;
         let faults = Arc::new(Faults::default());
         let writer =
             wal::WalWriter::start(wal_dir, next_seq, db.clone(), log, Arc::clone(&faults))?;

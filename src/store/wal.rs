@@ -266,8 +266,8 @@ fn remove_upto(dir: &Path, upto: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Replays the WAL files left in `dir` into `db`, makes sled durable and deletes them.
-/// Returns the sequence number for the next file and how many records were replayed.
+/// Replays the WAL files left in `dir` into `db`, makes sled durable (with whatever was
+/// written to it before, such as the store's format key) and deletes the files. Returns the sequence number for the next file and how many records were replayed.
 pub(super) fn recover(dir: &Path, db: &sled::Db, log: &File) -> Result<(u64, usize), StoreError> {
     let files = list(dir)?;
     let next = files.last().map_or(0, |(seq, _)| seq + 1);
@@ -281,8 +281,8 @@ pub(super) fn recover(dir: &Path, db: &sled::Db, log: &File) -> Result<(u64, usi
                 "The end of a write-ahead log file is not a whole record (a write cut short by a crash or a disk error); it was never acknowledged and is ignored.");
         }
     }
+    sync_sled(db, log, &blobs_dir(dir))?;
     if let Some((last, _)) = files.last() {
-        sync_sled(db, log, &blobs_dir(dir))?;
         remove_upto(dir, *last)?;
     }
     Ok((next, replayed))
