@@ -89,20 +89,10 @@ impl Snapshot {
     /// the same event (rule 2, duplicate); stored in the alert so the check survives restarts.
     pub fn digest(&self) -> String {
         // Struct fields serialise in declaration order and carry no maps, so the bytes are stable.
-        // Streamed into the hash: no 3 KB buffer per webhook.
-        struct Hashing(Sha256);
-        impl std::io::Write for Hashing {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.update(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut hashing = Hashing(Sha256::new());
-        let _ = serde_json::to_writer(&mut hashing, self);
-        let hash = hashing.0.finalize();
+        // Streamed into the hash (sha2's hasher is an `io::Write`): no 3 KB buffer per webhook.
+        let mut hasher = Sha256::new();
+        let _ = serde_json::to_writer(&mut hasher, self);
+        let hash = hasher.finalize();
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(32);
         for b in &hash[..16] {
