@@ -227,6 +227,10 @@ async fn many_concurrent_writers_share_flushes() {
         t.await.unwrap().unwrap();
     }
     assert_eq!(store.count_alerts(), 64);
+    // The name's claim: writers share commits (one fdatasync takes far longer than 64 appends).
+    let (commits, writes) = store.flush_stats();
+    assert_eq!(writes, 64);
+    assert!(commits < 64, "{commits} commits for 64 writers");
 }
 
 #[tokio::test]
