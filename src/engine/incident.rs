@@ -8,7 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
 
 use crate::lifecycle::{self, Alert, Ctx, Effect, Input};
-use crate::store::Store;
+use crate::store::StoredAlert;
 
 use super::{AlertKey, EngineError, Shared};
 
@@ -75,7 +75,7 @@ pub struct IncidentArgs {
 
 pub struct IncidentState {
     key: AlertKey,
-    alert: Option<Alert>,
+    alert: Option<StoredAlert>,
     shared: Arc<Shared>,
 }
 
@@ -89,7 +89,10 @@ impl Actor for IncidentActor {
         _myself: ActorRef<Self::Msg>,
         args: IncidentArgs,
     ) -> Result<IncidentState, ActorProcessingErr> {
-        let alert = load(&args.shared.store, &args.key)?;
+        let alert = args
+            .shared
+            .store
+            .load_alert(&args.key.source_id, &args.key.incident_id)?;
         Ok(IncidentState {
             key: args.key,
             alert,
@@ -123,6 +126,7 @@ impl Actor for IncidentActor {
                 let claim = state
                     .alert
                     .as_ref()
+                    .map(|s| &s.alert)
                     .filter(|a| a.close_claimable(epoch))
                     .cloned();
                 let _ = reply.send(Ok(claim));
@@ -130,13 +134,6 @@ impl Actor for IncidentActor {
             IncidentMsg::Retire => myself.stop(None),
         }
         Ok(())
-    }
-}
-
-fn load(store: &Store, key: &AlertKey) -> Result<Option<Alert>, EngineError> {
-    match store.alert_id_for(&key.source_id, &key.incident_id)? {
-        Some(id) => Ok(store.alert(&id)?),
-        None => Ok(None),
     }
 }
 
@@ -155,11 +152,11 @@ async fn apply(state: &mut IncidentState, input: Arc<Input>) -> Result<Pending, 
         },
         source_id: state.key.source_id.clone(),
     };
-    let Some(step) = lifecycle::step(state.alert.as_ref(), &input, &ctx) else {
+    let Some(step) = lifecycle::step(state.alert.as_ref().map(|s| &s.alert), &input, &ctx) else {
         return Err(EngineError::NotFound);
     };
     // Nothing of the step is readable, nor survives a restart, unless this resolves with Ok.
-    let durable = shared.store.write_step(state.alert.as_ref(), &step)?;
+    let (durable, tail) = shared.store.write_step(state.alert.as_ref(), &step)?;
     durable
         .await
         .unwrap_or(Err(crate::store::StoreError::Closed))?;
@@ -177,10 +174,9 @@ async fn apply(state: &mut IncidentState, input: Arc<Input>) -> Result<Pending, 
     if matches!(*input, Input::Webhook(_)) {
         shared.metrics.count_outcome(step.outcome);
     }
-    let alert = step.alert;
-    state.alert = Some(alert.clone());
+    state.alert = Some(StoredAlert::after(&step, tail));
     Ok(Pending {
-        alert,
+        alert: step.alert,
         outcome: step.outcome,
     })
 }

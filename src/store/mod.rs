@@ -10,7 +10,10 @@
 //! Key layout (`\0` separates free-text parts; incident ids never contain control characters):
 //! - `m:format` → the store format version
 //! - `a:<alert_id>` → alert; alert ids are ULIDs, so key order is creation order
-//! - `h:<alert_id>:<seq u64 BE>` → history entry
+//! - `h:<alert_id>:<seq u64 BE>` → history entries from `seq` on: one entry (record format 1) or
+//!   a chunk of them (format 2). The newest entries ride in the alert's own record (format 2:
+//!   `{"alert": …, "history": […]}`) until [`HISTORY_CHUNK`] have gathered, then move to one
+//!   `h:` key: a step costs one sled operation for the alert and its history, not two.
 //! - `i:<source_id>\0<incident_id>` → alert id (one alert per source and incident)
 //! - `xs:<status>:<alert_id>`, `xr:<source_id>\0<alert_id>`, `xn:<incident_id>\0<alert_id>` → listing indexes
 //! - `o:<alert_id>:<epoch u32 BE>:<kind>` → outbox entry
@@ -35,8 +38,18 @@ use crate::lifecycle::{
     Alert, AlertStatus, Effect, HistoryEvent, Millis, Outbound, OutboundKey, Step,
 };
 
+/// Record format of plain JSON values (sources, the integration, outbox entries; alerts and
+/// history entries written before history chunks).
 const FORMAT: u8 = 1;
+/// Record format of alerts carrying their history tail, and of history chunks.
+const FORMAT_CHUNKED: u8 = 2;
+/// The store format: 2 since history chunks. A format-1 store is read as it is (its alerts
+/// and history entries are format-1 records) and marked 2 on open, so an older binary refuses
+/// it instead of misreading it.
+const STORE_FORMAT: u8 = 2;
 const FORMAT_KEY: &[u8] = b"m:format";
+/// How many history entries ride in an alert's record before they move to a key of their own.
+const HISTORY_CHUNK: usize = 8;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
@@ -175,7 +188,11 @@ pub struct Store {
 }
 
 fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
-    out.push(FORMAT);
+    encode_as(FORMAT, value, out)
+}
+
+fn encode_as<T: Serialize>(format: u8, value: &T, out: &mut Vec<u8>) {
+    out.push(format);
     // Serialising our own plain structs into a Vec cannot fail.
     let _ = serde_json::to_writer(out, value);
 }
@@ -185,17 +202,101 @@ async fn settle(durable: Durable) -> Result<(), StoreError> {
     durable.await.unwrap_or(Err(StoreError::Closed))
 }
 
-fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
+fn corrupt(key: &[u8], reason: String) -> StoreError {
+    StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         reason,
-    };
-    match bytes.split_first() {
-        Some((&FORMAT, rest)) => serde_json::from_slice(rest).map_err(|e| corrupt(e.to_string())),
-        Some((v, _)) => Err(corrupt(format!("unknown record format {v}"))),
-        None => Err(corrupt("empty record".into())),
     }
 }
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => parse(key, rest),
+        Some((v, _)) => Err(corrupt(key, format!("unknown record format {v}"))),
+        None => Err(corrupt(key, "empty record".into())),
+    }
+}
+
+fn parse<T: DeserializeOwned>(key: &[u8], json: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(json).map_err(|e| corrupt(key, e.to_string()))
+}
+
+/// An alert record as written since history chunks (format 2).
+#[derive(Serialize)]
+struct AlertRecordRef<'a> {
+    alert: &'a Alert,
+    history: &'a [HistoryEvent],
+}
+
+#[derive(Deserialize)]
+struct AlertRecord<H> {
+    alert: Alert,
+    history: H,
+}
+
+/// Decodes an alert record of either format; `H` is what to make of its history tail.
+fn decode_alert<H: DeserializeOwned + Default>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<(Alert, H), StoreError> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => Ok((parse(key, rest)?, H::default())),
+        Some((&FORMAT_CHUNKED, rest)) => {
+            let r: AlertRecord<H> = parse(key, rest)?;
+            Ok((r.alert, r.history))
+        }
+        _ => decode(key, bytes),
+    }
+}
+
+/// Appends the entries of one `h:` record, of either format, whose sequence number is below
+/// `upto`. The key ends with the sequence number of the record's first entry.
+fn decode_history(
+    key: &[u8],
+    bytes: &[u8],
+    upto: u64,
+    out: &mut Vec<HistoryEvent>,
+) -> Result<(), StoreError> {
+    let first = key
+        .len()
+        .checked_sub(8)
+        .and_then(|at| key[at..].try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| corrupt(key, "history key without a sequence number".into()))?;
+    let room = usize::try_from(upto.saturating_sub(first)).unwrap_or(usize::MAX);
+    match bytes.split_first() {
+        Some((&FORMAT_CHUNKED, rest)) => out.extend(
+            parse::<Vec<HistoryEvent>>(key, rest)?
+                .into_iter()
+                .take(room),
+        ),
+        _ if room > 0 => out.push(decode(key, bytes)?),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// An alert as its writer (the incident actor) carries it from one step to the next: the
+/// alert, and its newest history entries that ride in its record (see the key layout above).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAlert {
+    pub alert: Alert,
+    tail: Vec<HistoryEvent>,
+}
+
+impl StoredAlert {
+    /// The stored state once a step written by [`Store::write_step`] is durable.
+    pub fn after(step: &Step, written: HistoryTail) -> StoredAlert {
+        StoredAlert {
+            alert: step.alert.clone(),
+            tail: written.0,
+        }
+    }
+}
+
+/// The history tail a step leaves in its alert's record; see [`StoredAlert::after`].
+#[derive(Debug)]
+pub struct HistoryTail(Vec<HistoryEvent>);
 
 fn key(parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -288,18 +389,17 @@ impl Store {
             // Durability comes from the write-ahead log; sled is flushed at checkpoints.
             .flush_every_ms(None)
             .open()?;
-        match db.get(FORMAT_KEY)? {
-            None => {
-                db.insert(FORMAT_KEY, &[FORMAT])?;
+        match db.get(FORMAT_KEY)?.as_deref() {
+            // A new store, or one from before history chunks: its format-1 records still read.
+            // sled is made durable (this key included) by `wal::recover` below.
+            None | Some([FORMAT]) => {
+                db.insert(FORMAT_KEY, &[STORE_FORMAT])?;
             }
-            Some(v) if v.as_ref() == [FORMAT] => {}
+            Some([STORE_FORMAT]) => {}
             Some(v) => {
                 return Err(StoreError::Corrupt {
                     key: "m:format".into(),
-                    reason: format!(
-                        "store format {:?} is newer than this binary understands",
-                        v.as_ref()
-                    ),
+                    reason: format!("store format {:?} is newer than this binary understands", v),
                 })
             }
         }
@@ -379,7 +479,12 @@ impl Store {
     // ----- alerts -------------------------------------------------------------------------
 
     pub fn alert(&self, id: &str) -> Result<Option<Alert>, StoreError> {
-        self.get(&alert_key(id))
+        let k = alert_key(id);
+        match self.tree.get(&k)? {
+            // The history tail is skipped, not built.
+            Some(v) => decode_alert::<Option<serde::de::IgnoredAny>>(&k, &v).map(|(a, _)| Some(a)),
+            None => Ok(None),
+        }
     }
 
     pub fn alert_id_for(
@@ -393,14 +498,57 @@ impl Store {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// The alert of one source's incident as its writer needs it: with its history tail.
+    pub fn load_alert(
+        &self,
+        source_id: &str,
+        incident_id: &str,
+    ) -> Result<Option<StoredAlert>, StoreError> {
+        let Some(id) = self.alert_id_for(source_id, incident_id)? else {
+            return Ok(None);
+        };
+        let k = alert_key(&id);
+        match self.tree.get(&k)? {
+            Some(v) => {
+                let (alert, tail) = decode_alert(&k, &v)?;
+                Ok(Some(StoredAlert { alert, tail }))
+            }
+            // An incident key always comes with its alert, in the same record.
+            None => Err(corrupt(&k, "the incident's alert record is missing".into())),
+        }
+    }
+
     /// Writes one lifecycle step atomically: the alert, its index entries, its new history
     /// entries and its outbox effects. Nothing of it is visible, to reads or after a restart,
     /// until the returned future resolves with `Ok`; if it fails, nothing of the step remains.
-    pub fn write_step(&self, previous: Option<&Alert>, step: &Step) -> Result<Durable, StoreError> {
+    /// `previous` is the alert as stored before the step; once the write is durable, the
+    /// writer's new state is `StoredAlert::after(step, tail)`.
+    pub fn write_step(
+        &self,
+        previous: Option<&StoredAlert>,
+        step: &Step,
+    ) -> Result<(Durable, HistoryTail), StoreError> {
         let alert = &step.alert;
         let mut w = Record::with_capacity(4096);
-        w.insert_with(&alert_key(&alert.id), |b| encode_into(alert, b));
-        match previous {
+        // The history entries since the last chunk, this step's included.
+        let mut tail = Vec::with_capacity(HISTORY_CHUNK);
+        tail.extend(previous.iter().flat_map(|p| p.tail.iter().cloned()));
+        tail.extend(step.history.iter().cloned());
+        if tail.len() >= HISTORY_CHUNK {
+            let first_seq = alert.history_len - tail.len() as u64;
+            w.insert_with(&history_key(&alert.id, first_seq), |b| {
+                encode_as(FORMAT_CHUNKED, &tail, b)
+            });
+            tail.clear();
+        }
+        w.insert_with(&alert_key(&alert.id), |b| {
+            let record = AlertRecordRef {
+                alert,
+                history: &tail,
+            };
+            encode_as(FORMAT_CHUNKED, &record, b)
+        });
+        match previous.map(|p| &p.alert) {
             None => {
                 w.insert(
                     &incident_key(&alert.source_id, &alert.incident_id),
@@ -416,12 +564,6 @@ impl Store {
             }
             Some(_) => {}
         }
-        let first_seq = alert.history_len - step.history.len() as u64;
-        for (i, entry) in step.history.iter().enumerate() {
-            w.insert_with(&history_key(&alert.id, first_seq + i as u64), |b| {
-                encode_into(entry, b)
-            });
-        }
         for effect in &step.effects {
             match effect {
                 Effect::Enqueue(msg) => {
@@ -430,18 +572,27 @@ impl Store {
                 Effect::Dequeue(k) => w.remove(&outbox_key(k)),
             }
         }
-        self.apply(w)
+        Ok((self.apply(w)?, HistoryTail(tail)))
     }
 
+    /// Every history entry of an alert, oldest first, as of one reading of its record.
     pub fn history(&self, alert_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
+        let k = alert_key(alert_id);
+        let Some(v) = self.tree.get(&k)? else {
+            return Ok(Vec::new());
+        };
+        let (alert, tail): (Alert, Vec<HistoryEvent>) = decode_alert(&k, &v)?;
+        // Chunks written after that reading (a step that moved this tail into one) are left
+        // out: their entries are the tail's.
+        let upto = alert.history_len - tail.len() as u64;
         let prefix = key(&[b"h:", alert_id.as_bytes(), b":"]);
-        self.tree
-            .scan_prefix(&prefix)
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
+        let mut out = Vec::with_capacity(usize::try_from(alert.history_len).unwrap_or(0));
+        for kv in self.tree.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            decode_history(&k, &v, upto, &mut out)?;
+        }
+        out.extend(tail);
+        Ok(out)
     }
 
     /// Newest first. `cursor` is the id of the last alert of the previous page.

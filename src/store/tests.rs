@@ -20,28 +20,25 @@ fn snap(incident: &str, open: bool, version: i64) -> Snapshot {
     }
 }
 
-/// Writes a step and waits until it is durable (and so readable).
-async fn commit(store: &Store, prev: Option<&Alert>, s: &Step) {
-    store.write_step(prev, s).unwrap().await.unwrap().unwrap();
+/// Writes a step and waits until it is durable (and so readable); returns the stored alert.
+async fn commit(store: &Store, prev: Option<&StoredAlert>, s: &Step) -> StoredAlert {
+    let (durable, tail) = store.write_step(prev, s).unwrap();
+    durable.await.unwrap().unwrap();
+    StoredAlert::after(s, tail)
 }
 
 async fn apply(store: &Store, source: &str, input: Input, id: &str) -> Step {
-    let prev = store
-        .alert_id_for(
-            source,
-            match &input {
-                Input::Webhook(s) => &s.incident_id,
-                _ => unreachable!(),
-            },
-        )
-        .unwrap()
-        .and_then(|id| store.alert(&id).unwrap());
+    let incident = match &input {
+        Input::Webhook(s) => s.incident_id.clone(),
+        _ => unreachable!(),
+    };
+    let prev = store.load_alert(source, &incident).unwrap();
     let ctx = Ctx {
         now: 1,
         new_alert_id: id.into(),
         source_id: source.into(),
     };
-    let s = step(prev.as_ref(), &input, &ctx).unwrap();
+    let s = step(prev.as_ref().map(|p| &p.alert), &input, &ctx).unwrap();
     commit(store, prev.as_ref(), &s).await;
     s
 }
@@ -90,7 +87,8 @@ async fn outbox_follows_enqueue_and_dequeue_effects() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     apply(&store, "s", Input::Webhook(snap("inc", true, 1)), "01B").await;
-    let alert = store.alert("01B").unwrap().unwrap();
+    let stored = store.load_alert("s", "inc").unwrap().unwrap();
+    let alert = stored.alert.clone();
     let ctx = Ctx {
         now: 2,
         new_alert_id: String::new(),
@@ -101,11 +99,11 @@ async fn outbox_follows_enqueue_and_dequeue_effects() {
         comment: None,
     };
     let s = step(Some(&alert), &resolve, &ctx).unwrap();
-    commit(&store, Some(&alert), &s).await;
+    let resolved = commit(&store, Some(&stored), &s).await;
     assert_eq!(store.outbox().unwrap().len(), 1);
     // The echo dequeues the unsent close.
     let s2 = step(Some(&s.alert), &Input::Webhook(snap("inc", false, 3)), &ctx).unwrap();
-    commit(&store, Some(&s.alert), &s2).await;
+    commit(&store, Some(&resolved), &s2).await;
     assert!(store.outbox().unwrap().is_empty());
     assert_eq!(
         store.history("01B").unwrap().len() as u64,
@@ -185,7 +183,10 @@ async fn injected_fault_fails_writes_and_flushes_until_cleared() {
         },
     )
     .unwrap();
-    assert_eq!(store.write_step(None, &s).err(), Some(StoreError::Injected));
+    assert_eq!(
+        store.write_step(None, &s).map(|_| ()).err(),
+        Some(StoreError::Injected)
+    );
     assert!(store.alert("01D").unwrap().is_none());
     assert!(!store.healthy());
     store.faults().set_failing(false);
@@ -220,7 +221,7 @@ async fn many_concurrent_writers_share_flushes() {
                 },
             )
             .unwrap();
-            store.write_step(None, &s).unwrap().await.unwrap()
+            store.write_step(None, &s).unwrap().0.await.unwrap()
         }));
     }
     for t in tasks {
@@ -242,9 +243,9 @@ async fn a_step_whose_flush_fails_leaves_nothing_behind() {
         new_alert_id: id.into(),
         source_id: "s".into(),
     };
-    let failed = |store: &Store, prev: Option<&Alert>, s: &Step| {
+    let failed = |store: &Store, prev: Option<&StoredAlert>, s: &Step| {
         store.faults().set_failing_flushes(true);
-        let durable = store.write_step(prev, s).unwrap();
+        let (durable, _) = store.write_step(prev, s).unwrap();
         async move {
             assert_eq!(durable.await.unwrap(), Err(StoreError::Injected));
         }
@@ -263,13 +264,13 @@ async fn a_step_whose_flush_fails_leaves_nothing_behind() {
         .is_empty());
 
     // A resolve (status index move, history entry, outbox entry) leaves the firing alert.
-    commit(&store, None, &created).await;
+    let stored = commit(&store, None, &created).await;
     let resolve = Input::Resolve {
         by: ResolvedBy::Api,
         comment: None,
     };
     let resolved = step(Some(&created.alert), &resolve, &ctx("")).unwrap();
-    failed(&store, Some(&created.alert), &resolved).await;
+    failed(&store, Some(&stored), &resolved).await;
     store.faults().set_failing_flushes(false);
     let check = |store: &Store| {
         assert_eq!(store.alert("01F").unwrap().unwrap(), created.alert);
@@ -390,4 +391,127 @@ fn store_dir_and_files_are_private_even_when_created_with_a_loose_umask() {
         seen += 1;
     }
     assert!(seen >= 2, "sled wrote no files?");
+}
+
+/// Drives one incident through `n` webhooks that each change it, starting from `stored`.
+async fn flap(
+    store: &Store,
+    mut stored: Option<StoredAlert>,
+    from: i64,
+    n: i64,
+    id: &str,
+) -> StoredAlert {
+    for v in from..from + n {
+        let ctx = Ctx {
+            now: v,
+            new_alert_id: id.into(),
+            source_id: "s".into(),
+        };
+        let input = Input::Webhook(snap("inc", v % 2 == 0, v));
+        let s = step(stored.as_ref().map(|p| &p.alert), &input, &ctx).unwrap();
+        stored = Some(commit(store, stored.as_ref(), &s).await);
+    }
+    stored.unwrap()
+}
+
+fn versions(history: &[HistoryEvent]) -> Vec<i64> {
+    history
+        .iter()
+        .map(|h| h.detail["version"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn history_moves_to_chunks_and_reads_back_whole_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let mut stored = None;
+    // Stop on every count around the chunk size: tail only, exactly full, one past, two chunks.
+    let mut written = 0;
+    for upto in [1, 7, 8, 9, 16, 17, 25] {
+        stored = Some(flap(&store, stored, written, upto - written, "01H").await);
+        written = upto;
+        assert_eq!(
+            versions(&store.history("01H").unwrap()),
+            (0..upto).collect::<Vec<_>>()
+        );
+        let loaded = store.load_alert("s", "inc").unwrap().unwrap();
+        assert_eq!(Some(&loaded), stored.as_ref(), "after {upto}");
+        assert_eq!(loaded.tail.len(), upto as usize % HISTORY_CHUNK);
+    }
+    let chunks = store.tree.scan_prefix(b"h:01H:").count();
+    assert_eq!(chunks, 3, "25 entries: three chunks of 8 and a tail of 1");
+}
+
+#[tokio::test]
+async fn a_history_read_racing_a_chunk_move_sees_each_entry_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let stored = flap(&store, None, 0, 12, "01I").await;
+    // A reader that got the alert record with its tail of 4 (entries 8..12), and then a chunk
+    // holding those same entries (as the next step's move would write): entries 8..12 once.
+    let moved = key(&[b"h:01I:", &8u64.to_be_bytes()]);
+    let mut chunk = Vec::new();
+    encode_as(FORMAT_CHUNKED, &stored.tail, &mut chunk);
+    store.tree.insert(moved, chunk).unwrap();
+    assert_eq!(
+        versions(&store.history("01I").unwrap()),
+        (0..12).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_store_from_before_history_chunks_reads_and_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let stored = flap(&store, None, 0, 3, "01J").await;
+    // Rewrite it as the previous format left it: a bare alert record, one key per entry.
+    let history = store.history("01J").unwrap();
+    for kv in store.tree.scan_prefix(b"h:01J:") {
+        store.tree.remove(kv.unwrap().0).unwrap();
+    }
+    for (seq, entry) in history.iter().enumerate() {
+        let mut v = Vec::new();
+        encode_into(entry, &mut v);
+        store
+            .tree
+            .insert(history_key("01J", seq as u64), v)
+            .unwrap();
+    }
+    let mut v = Vec::new();
+    encode_into(&stored.alert, &mut v);
+    store.tree.insert(alert_key("01J"), v).unwrap();
+    store.tree.insert(FORMAT_KEY, &[FORMAT]).unwrap();
+    store.close();
+    drop(store);
+
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    assert_eq!(
+        store.tree.get(FORMAT_KEY).unwrap().unwrap().as_ref(),
+        [STORE_FORMAT]
+    );
+    let loaded = store.load_alert("s", "inc").unwrap().unwrap();
+    assert_eq!(loaded.alert, stored.alert);
+    assert!(loaded.tail.is_empty());
+    assert_eq!(store.alert("01J").unwrap().as_ref(), Some(&stored.alert));
+    assert_eq!(versions(&store.history("01J").unwrap()), [0, 1, 2]);
+    // New steps chunk on top of the old entries.
+    flap(&store, Some(loaded), 3, 10, "01J").await;
+    assert_eq!(
+        versions(&store.history("01J").unwrap()),
+        (0..13).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_store_of_a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    store.tree.insert(FORMAT_KEY, &[STORE_FORMAT + 1]).unwrap();
+    store.close();
+    drop(store);
+    let err = Store::open(dir.path(), &StoreOptions::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
 }

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use pandabridge::bigpanda::webhook::parse;
-use pandabridge::lifecycle::{step, Alert, Ctx, Input};
-use pandabridge::store::{Store, StoreOptions};
+use pandabridge::lifecycle::{step, Ctx, Input};
+use pandabridge::store::{Store, StoreOptions, StoredAlert};
 
 use crate::workload::Workload;
 
@@ -50,7 +50,7 @@ pub fn seed(data_dir: &Path, incidents: usize, steps: u32) -> anyhow::Result<()>
                     if incident >= incidents {
                         return Ok::<(), anyhow::Error>(());
                     }
-                    let mut alert: Option<Alert> = None;
+                    let mut alert: Option<StoredAlert> = None;
                     for s in 0..steps {
                         let snap = parse(&work.body(incident, s))
                             .map_err(|e| anyhow::anyhow!("template does not parse: {e}"))?;
@@ -66,12 +66,16 @@ pub fn seed(data_dir: &Path, incidents: usize, steps: u32) -> anyhow::Result<()>
                             },
                             source_id: SEED_SOURCE.into(),
                         };
-                        let Some(st) = step(alert.as_ref(), &Input::Webhook(snap), &ctx) else {
+                        let Some(st) = step(
+                            alert.as_ref().map(|a| &a.alert),
+                            &Input::Webhook(snap),
+                            &ctx,
+                        ) else {
                             anyhow::bail!("a webhook produced no step");
                         };
-                        let durable = store.write_step(alert.as_ref(), &st)?;
+                        let (durable, tail) = store.write_step(alert.as_ref(), &st)?;
                         durable.await??;
-                        alert = Some(st.alert);
+                        alert = Some(StoredAlert::after(&st, tail));
                     }
                     if incident > 0 && incident % 100_000 == 0 {
                         eprintln!(
