@@ -221,13 +221,6 @@ fn parse<T: DeserializeOwned>(key: &[u8], json: &[u8]) -> Result<T, StoreError> 
     serde_json::from_slice(json).map_err(|e| corrupt(key, e.to_string()))
 }
 
-/// An alert record as written since history chunks (format 2).
-#[derive(Serialize)]
-struct AlertRecordRef<'a> {
-    alert: &'a Alert,
-    history: &'a [HistoryEvent],
-}
-
 #[derive(Deserialize)]
 struct AlertRecord<H> {
     alert: Alert,
@@ -281,7 +274,7 @@ fn decode_history(
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredAlert {
     pub alert: Alert,
-    tail: Vec<HistoryEvent>,
+    tail: HistoryTail,
 }
 
 impl StoredAlert {
@@ -289,14 +282,57 @@ impl StoredAlert {
     pub fn after(step: &Step, written: HistoryTail) -> StoredAlert {
         StoredAlert {
             alert: step.alert.clone(),
-            tail: written.0,
+            tail: written,
         }
     }
 }
 
-/// The history tail a step leaves in its alert's record; see [`StoredAlert::after`].
-#[derive(Debug)]
-pub struct HistoryTail(Vec<HistoryEvent>);
+/// The history entries in an alert's record, kept as the JSON they are stored as (entries
+/// separated by commas, no brackets): a step appends its own entries to the bytes instead of
+/// cloning and re-encoding the earlier ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryTail {
+    json: Vec<u8>,
+    len: usize,
+}
+
+impl HistoryTail {
+    fn push(&mut self, entry: &HistoryEvent) {
+        if self.len > 0 {
+            self.json.push(b',');
+        }
+        // Serialising our own plain struct into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.json, entry);
+        self.len += 1;
+    }
+
+    fn from_entries(entries: &[HistoryEvent]) -> HistoryTail {
+        let mut tail = HistoryTail::default();
+        for entry in entries {
+            tail.push(entry);
+        }
+        tail
+    }
+
+    /// The entries as a history chunk record (format 2): one JSON array.
+    fn encode_chunk(&self, out: &mut Vec<u8>) {
+        out.push(FORMAT_CHUNKED);
+        out.push(b'[');
+        out.extend_from_slice(&self.json);
+        out.push(b']');
+    }
+}
+
+/// Encodes an alert record (format 2): `{"alert": …, "history": [tail]}`.
+fn encode_alert_record(alert: &Alert, tail: &HistoryTail, out: &mut Vec<u8>) {
+    out.push(FORMAT_CHUNKED);
+    out.extend_from_slice(br#"{"alert":"#);
+    // Serialising our own plain struct into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, alert);
+    out.extend_from_slice(br#","history":["#);
+    out.extend_from_slice(&tail.json);
+    out.extend_from_slice(b"]}");
+}
 
 fn key(parts: &[&[u8]]) -> Vec<u8> {
     let mut k = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -510,8 +546,11 @@ impl Store {
         let k = alert_key(&id);
         match self.tree.get(&k)? {
             Some(v) => {
-                let (alert, tail) = decode_alert(&k, &v)?;
-                Ok(Some(StoredAlert { alert, tail }))
+                let (alert, tail): (Alert, Vec<HistoryEvent>) = decode_alert(&k, &v)?;
+                Ok(Some(StoredAlert {
+                    alert,
+                    tail: HistoryTail::from_entries(&tail),
+                }))
             }
             // An incident key always comes with its alert, in the same record.
             None => Err(corrupt(&k, "the incident's alert record is missing".into())),
@@ -531,22 +570,17 @@ impl Store {
         let alert = &step.alert;
         let mut w = Record::with_capacity(4096);
         // The history entries since the last chunk, this step's included.
-        let mut tail = Vec::with_capacity(HISTORY_CHUNK);
-        tail.extend(previous.iter().flat_map(|p| p.tail.iter().cloned()));
-        tail.extend(step.history.iter().cloned());
-        if tail.len() >= HISTORY_CHUNK {
-            let first_seq = alert.history_len - tail.len() as u64;
-            w.insert_with(&history_key(&alert.id, first_seq), |b| {
-                encode_as(FORMAT_CHUNKED, &tail, b)
-            });
-            tail.clear();
+        let mut tail = previous.map(|p| p.tail.clone()).unwrap_or_default();
+        for entry in &step.history {
+            tail.push(entry);
+        }
+        if tail.len >= HISTORY_CHUNK {
+            let first_seq = alert.history_len - tail.len as u64;
+            w.insert_with(&history_key(&alert.id, first_seq), |b| tail.encode_chunk(b));
+            tail = HistoryTail::default();
         }
         w.insert_with(&alert_key(&alert.id), |b| {
-            let record = AlertRecordRef {
-                alert,
-                history: &tail,
-            };
-            encode_as(FORMAT_CHUNKED, &record, b)
+            encode_alert_record(alert, &tail, b)
         });
         match previous.map(|p| &p.alert) {
             None => {
@@ -572,7 +606,7 @@ impl Store {
                 Effect::Dequeue(k) => w.remove(&outbox_key(k)),
             }
         }
-        Ok((self.apply(w)?, HistoryTail(tail)))
+        Ok((self.apply(w)?, tail))
     }
 
     /// Every history entry of an alert, oldest first, as of one reading of its record.

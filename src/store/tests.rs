@@ -437,7 +437,7 @@ async fn history_moves_to_chunks_and_reads_back_whole_in_order() {
         );
         let loaded = store.load_alert("s", "inc").unwrap().unwrap();
         assert_eq!(Some(&loaded), stored.as_ref(), "after {upto}");
-        assert_eq!(loaded.tail.len(), upto as usize % HISTORY_CHUNK);
+        assert_eq!(loaded.tail.len, upto as usize % HISTORY_CHUNK);
     }
     let chunks = store.tree.scan_prefix(b"h:01H:").count();
     assert_eq!(chunks, 3, "25 entries: three chunks of 8 and a tail of 1");
@@ -452,7 +452,7 @@ async fn a_history_read_racing_a_chunk_move_sees_each_entry_once() {
     // holding those same entries (as the next step's move would write): entries 8..12 once.
     let moved = key(&[b"h:01I:", &8u64.to_be_bytes()]);
     let mut chunk = Vec::new();
-    encode_as(FORMAT_CHUNKED, &stored.tail, &mut chunk);
+    stored.tail.encode_chunk(&mut chunk);
     store.tree.insert(moved, chunk).unwrap();
     assert_eq!(
         versions(&store.history("01I").unwrap()),
@@ -492,7 +492,7 @@ async fn a_store_from_before_history_chunks_reads_and_carries_on() {
     );
     let loaded = store.load_alert("s", "inc").unwrap().unwrap();
     assert_eq!(loaded.alert, stored.alert);
-    assert!(loaded.tail.is_empty());
+    assert_eq!(loaded.tail, HistoryTail::default());
     assert_eq!(store.alert("01J").unwrap().as_ref(), Some(&stored.alert));
     assert_eq!(versions(&store.history("01J").unwrap()), [0, 1, 2]);
     // New steps chunk on top of the old entries.
