@@ -179,6 +179,53 @@ pub struct AlertFilter {
     pub incident_id: Option<String>,
 }
 
+/// The WAL record of one lifecycle step (see [`Store::write_step`]) and the history tail it
+/// leaves in the alert's record.
+fn step_record(previous: Option<&StoredAlert>, step: &Step) -> (Record, HistoryTail) {
+    let alert = &step.alert;
+    let mut w = Record::with_capacity(4096);
+    // The history entries since the last chunk, this step's included.
+    let mut tail = previous.map(|p| p.tail.clone()).unwrap_or_default();
+    for entry in &step.history {
+        tail.push(entry);
+    }
+    if tail.len >= HISTORY_CHUNK {
+        // The chunk goes before the alert record: sled applies a record's operations one
+        // by one, and `Store::history` reads the alert first, so a reader that sees the
+        // emptied tail finds the chunk already there. Whoever read the old tail filters
+        // the chunk out by sequence number.
+        let first_seq = alert.history_len - tail.len as u64;
+        w.insert_with(&history_key(&alert.id, first_seq), |b| tail.encode_chunk(b));
+        tail = HistoryTail::default();
+    }
+    w.insert_with(&alert_key(&alert.id), |b| {
+        encode_alert_record(alert, &tail, b)
+    });
+    match previous.map(|p| &p.alert) {
+        None => {
+            w.insert(
+                &incident_key(&alert.source_id, &alert.incident_id),
+                alert.id.as_bytes(),
+            );
+            w.insert(&source_index(&alert.source_id, &alert.id), &[]);
+            w.insert(&incident_index(&alert.incident_id, &alert.id), &[]);
+            w.insert(&status_index(alert.status, &alert.id), &[]);
+        }
+        Some(prev) if prev.status != alert.status => {
+            w.remove(&status_index(prev.status, &alert.id));
+            w.insert(&status_index(alert.status, &alert.id), &[]);
+        }
+        Some(_) => {}
+    }
+    for effect in &step.effects {
+        match effect {
+            Effect::Enqueue(msg) => w.insert_with(&outbox_key(&msg.key()), |b| encode_into(msg, b)),
+            Effect::Dequeue(k) => w.remove(&outbox_key(k)),
+        }
+    }
+    (w, tail)
+}
+
 #[derive(Clone)]
 pub struct Store {
     tree: sled::Db,
@@ -256,15 +303,18 @@ fn decode_history(
         .and_then(|at| key[at..].try_into().ok())
         .map(u64::from_be_bytes)
         .ok_or_else(|| corrupt(key, "history key without a sequence number".into()))?;
-    let room = usize::try_from(upto.saturating_sub(first)).unwrap_or(usize::MAX);
+    if first >= upto {
+        // A chunk of entries that were still in the tail the reader saw.
+        return Ok(());
+    }
+    let room = usize::try_from(upto - first).unwrap_or(usize::MAX);
     match bytes.split_first() {
         Some((&FORMAT_CHUNKED, rest)) => out.extend(
             parse::<Vec<HistoryEvent>>(key, rest)?
                 .into_iter()
                 .take(room),
         ),
-        _ if room > 0 => out.push(decode(key, bytes)?),
-        _ => {}
+        _ => out.push(decode(key, bytes)?),
     }
     Ok(())
 }
@@ -428,14 +478,20 @@ impl Store {
         match db.get(FORMAT_KEY)?.as_deref() {
             // A new store, or one from before history chunks: its format-1 records still read.
             // sled is made durable (this key included) by `wal::recover` below.
-            None | Some([FORMAT]) => {
+            None => {
                 db.insert(FORMAT_KEY, &[STORE_FORMAT])?;
+            }
+            Some([FORMAT]) => {
+                db.insert(FORMAT_KEY, &[STORE_FORMAT])?;
+                tracing::info!(
+                    "Store format 1 marked 2 (history chunks): its records read as they are, but pandabridge versions before history chunks will refuse this store."
+                );
             }
             Some([STORE_FORMAT]) => {}
             Some(v) => {
                 return Err(StoreError::Corrupt {
                     key: "m:format".into(),
-                    reason: format!("store format {:?} is newer than this binary understands", v),
+                    reason: format!("store format {v:?} is newer than this binary understands"),
                 })
             }
         }
@@ -567,46 +623,8 @@ impl Store {
         previous: Option<&StoredAlert>,
         step: &Step,
     ) -> Result<(Durable, HistoryTail), StoreError> {
-        let alert = &step.alert;
-        let mut w = Record::with_capacity(4096);
-        // The history entries since the last chunk, this step's included.
-        let mut tail = previous.map(|p| p.tail.clone()).unwrap_or_default();
-        for entry in &step.history {
-            tail.push(entry);
-        }
-        if tail.len >= HISTORY_CHUNK {
-            let first_seq = alert.history_len - tail.len as u64;
-            w.insert_with(&history_key(&alert.id, first_seq), |b| tail.encode_chunk(b));
-            tail = HistoryTail::default();
-        }
-        w.insert_with(&alert_key(&alert.id), |b| {
-            encode_alert_record(alert, &tail, b)
-        });
-        match previous.map(|p| &p.alert) {
-            None => {
-                w.insert(
-                    &incident_key(&alert.source_id, &alert.incident_id),
-                    alert.id.as_bytes(),
-                );
-                w.insert(&source_index(&alert.source_id, &alert.id), &[]);
-                w.insert(&incident_index(&alert.incident_id, &alert.id), &[]);
-                w.insert(&status_index(alert.status, &alert.id), &[]);
-            }
-            Some(prev) if prev.status != alert.status => {
-                w.remove(&status_index(prev.status, &alert.id));
-                w.insert(&status_index(alert.status, &alert.id), &[]);
-            }
-            Some(_) => {}
-        }
-        for effect in &step.effects {
-            match effect {
-                Effect::Enqueue(msg) => {
-                    w.insert_with(&outbox_key(&msg.key()), |b| encode_into(msg, b))
-                }
-                Effect::Dequeue(k) => w.remove(&outbox_key(k)),
-            }
-        }
-        Ok((self.apply(w)?, tail))
+        let (record, tail) = step_record(previous, step);
+        Ok((self.apply(record)?, tail))
     }
 
     /// Every history entry of an alert, oldest first, as of one reading of its record.
@@ -618,9 +636,12 @@ impl Store {
         let (alert, tail): (Alert, Vec<HistoryEvent>) = decode_alert(&k, &v)?;
         // Chunks written after that reading (a step that moved this tail into one) are left
         // out: their entries are the tail's.
-        let upto = alert.history_len - tail.len() as u64;
+        let upto = alert
+            .history_len
+            .checked_sub(tail.len() as u64)
+            .ok_or_else(|| corrupt(&k, "more history in the record than its length".into()))?;
         let prefix = key(&[b"h:", alert_id.as_bytes(), b":"]);
-        let mut out = Vec::with_capacity(usize::try_from(alert.history_len).unwrap_or(0));
+        let mut out = Vec::with_capacity(usize::try_from(alert.history_len.min(1024)).unwrap_or(0));
         for kv in self.tree.scan_prefix(&prefix) {
             let (k, v) = kv?;
             decode_history(&k, &v, upto, &mut out)?;
