@@ -94,6 +94,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
         Arc::clone(&metrics),
         EngineOptions {
             idle_timeout: cfg.idle_actor_timeout,
+            max_live_actors: cfg.max_live_actors,
             ..EngineOptions::default()
         },
     )

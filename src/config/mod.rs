@@ -158,6 +158,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PANDABRIDGE_STORE_CACHE_MB", value_name = "MIB")]
     pub store_cache_mb: Option<String>,
 
+    /// Incident actors alive at once at most (each holds its alert in memory, ~15 KB); beyond
+    /// it the least recently used stop early and reload from the store on their next event.
+    /// Lower it to bound RSS. [default: 10000]
+    #[arg(long, env = "PANDABRIDGE_MAX_LIVE_ACTORS", value_name = "N")]
+    pub max_live_actors: Option<String>,
+
     /// Log format on stderr: text or json. Verbosity comes from RUST_LOG. [default: text]
     #[arg(long, env = "PANDABRIDGE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -182,6 +188,7 @@ impl fmt::Debug for ServeArgs {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
             .field("store_cache_mb", &self.store_cache_mb)
+            .field("max_live_actors", &self.max_live_actors)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -353,6 +360,7 @@ pub struct ServeFile {
     pub body_read_timeout: Option<String>,
     pub max_connections: Option<usize>,
     pub store_cache_mb: Option<u64>,
+    pub max_live_actors: Option<usize>,
     pub log_format: Option<String>,
 }
 
@@ -372,6 +380,7 @@ const FILE_KEYS: &[&str] = &[
     "body_read_timeout",
     "max_connections",
     "store_cache_mb",
+    "max_live_actors",
     "log_format",
 ];
 
@@ -391,6 +400,7 @@ impl fmt::Debug for ServeFile {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
             .field("store_cache_mb", &self.store_cache_mb)
+            .field("max_live_actors", &self.max_live_actors)
             .field("log_format", &self.log_format)
             .finish()
     }
@@ -416,6 +426,7 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// The store's page cache, in bytes.
     pub store_cache_bytes: u64,
+    pub max_live_actors: usize,
     pub log_format: LogFormat,
     /// The file the settings were merged with, for the startup log line.
     pub config_file: Option<PathBuf>,
@@ -449,6 +460,7 @@ impl fmt::Debug for ServeConfig {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
             .field("store_cache_bytes", &self.store_cache_bytes)
+            .field("max_live_actors", &self.max_live_actors)
             .field("log_format", &self.log_format)
             .field("config_file", &self.config_file)
             .finish()
@@ -632,6 +644,13 @@ pub fn merge(args: ServeArgs, file: Option<ServeFile>) -> Result<ServeConfig, Co
         DEFAULT_STORE_CACHE_MB,
         positive_int::<u64>,
     )?;
+    let max_live_actors = layers.pick(
+        "max-live-actors",
+        args.max_live_actors,
+        file.max_live_actors.map(|n| n.to_string()),
+        crate::engine::DEFAULT_MAX_LIVE_ACTORS,
+        positive_int::<usize>,
+    )?;
     let log_format = layers.pick(
         "log-format",
         args.log_format,
@@ -654,6 +673,7 @@ pub fn merge(args: ServeArgs, file: Option<ServeFile>) -> Result<ServeConfig, Co
         body_read_timeout,
         max_connections,
         store_cache_bytes: store_cache_mb.saturating_mul(1024 * 1024),
+        max_live_actors,
         log_format,
         config_file: args.config,
     })
