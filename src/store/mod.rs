@@ -14,8 +14,9 @@
 //!   a chunk of them (format 2). The newest entries ride in the alert's own record (format 2:
 //!   `{"alert": …, "history": […]}`) until [`HISTORY_CHUNK`] have gathered, then move to one
 //!   `h:` key: a step costs one sled operation for the alert and its history, not two.
-//! - `i:<source_id>\0<incident_id>` → alert id (one alert per source and incident)
-//! - `xs:<status>:<alert_id>`, `xr:<source_id>\0<alert_id>`, `xn:<incident_id>\0<alert_id>` → listing indexes
+//! - `n:<incident_id>\0<source_id>` → alert id (one alert per source and incident; also the
+//!   index of the listing by incident)
+//! - `xs:<status>:<alert_id>`, `xr:<source_id>\0<alert_id>` → listing indexes
 //! - `o:<alert_id>:<epoch u32 BE>:<kind>` → outbox entry
 //! - `s:<source_id>` → alert source
 //! - `g:bigpanda` → the BigPanda integration (API key included; the data dir is 0700)
@@ -43,10 +44,13 @@ use crate::lifecycle::{
 const FORMAT: u8 = 1;
 /// Record format of alerts carrying their history tail, and of history chunks.
 const FORMAT_CHUNKED: u8 = 2;
-/// The store format: 2 since history chunks. A format-1 store is read as it is (its alerts
-/// and history entries are format-1 records) and marked 2 on open, so an older binary refuses
-/// it instead of misreading it.
-const STORE_FORMAT: u8 = 2;
+/// The store format. 3: `n:` keys instead of `i:` keys and the `xn:` index. 2 (history chunks
+/// with `i:` keys) and 1 (before history chunks) are upgraded on open: their alert and history
+/// records read as they are, their incident keys are moved, and the store is marked 3, so an
+/// older binary refuses it instead of misreading it.
+const STORE_FORMAT: u8 = 3;
+/// Store formats [`upgrade_incident_keys`] brings to [`STORE_FORMAT`].
+const UPGRADABLE_FORMATS: [u8; 2] = [FORMAT, FORMAT_CHUNKED];
 const FORMAT_KEY: &[u8] = b"m:format";
 /// How many history entries ride in an alert's record before they move to a key of their own.
 const HISTORY_CHUNK: usize = 8;
@@ -208,7 +212,6 @@ fn step_record(previous: Option<&StoredAlert>, step: &Step) -> (Record, HistoryT
                 alert.id.as_bytes(),
             );
             w.insert(&source_index(&alert.source_id, &alert.id), &[]);
-            w.insert(&incident_index(&alert.incident_id, &alert.id), &[]);
             w.insert(&status_index(alert.status, &alert.id), &[]);
         }
         Some(prev) if prev.status != alert.status => {
@@ -399,16 +402,13 @@ fn history_key(id: &str, seq: u64) -> Vec<u8> {
     key(&[b"h:", id.as_bytes(), b":", &seq.to_be_bytes()])
 }
 fn incident_key(source_id: &str, incident_id: &str) -> Vec<u8> {
-    key(&[b"i:", source_id.as_bytes(), b"\0", incident_id.as_bytes()])
+    key(&[b"n:", incident_id.as_bytes(), b"\0", source_id.as_bytes()])
 }
 fn status_index(status: AlertStatus, id: &str) -> Vec<u8> {
     key(&[b"xs:", status.as_str().as_bytes(), b":", id.as_bytes()])
 }
 fn source_index(source_id: &str, id: &str) -> Vec<u8> {
     key(&[b"xr:", source_id.as_bytes(), b"\0", id.as_bytes()])
-}
-fn incident_index(incident_id: &str, id: &str) -> Vec<u8> {
-    key(&[b"xn:", incident_id.as_bytes(), b"\0", id.as_bytes()])
 }
 fn outbox_key(k: &OutboundKey) -> Vec<u8> {
     key(&[
@@ -424,6 +424,59 @@ fn source_key(id: &str) -> Vec<u8> {
     key(&[b"s:", id.as_bytes()])
 }
 const INTEGRATION_KEY: &[u8] = b"g:bigpanda";
+
+/// Brings a format-1 or -2 store to [`STORE_FORMAT`]: each `i:<source>\0<incident>` key becomes
+/// `n:<incident>\0<source>` and the `xn:` index goes (the `n:` keys are that index now); its
+/// alert and history records read as they are. Runs before the store takes writes, in sled
+/// batches that are atomic and idempotent, with the format key last: a crash part-way leaves a
+/// store of the old format that the next open finishes.
+fn upgrade_incident_keys(db: &sled::Db, from: u8) -> Result<(), StoreError> {
+    const BATCH: usize = 10_000;
+    let started = std::time::Instant::now();
+    let mut moved = 0usize;
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        // Each batch removes the keys it read, so every scan starts on the ones left.
+        for kv in db.scan_prefix(b"i:").take(BATCH) {
+            let (k, v) = kv?;
+            let rest = &k[2..];
+            let Some(sep) = rest.iter().position(|&b| b == 0) else {
+                return Err(corrupt(&k, "incident key without a separator".into()));
+            };
+            let (source, incident) = (&rest[..sep], &rest[sep + 1..]);
+            batch.insert(key(&[b"n:", incident, b"\0", source]), v);
+            batch.remove(k);
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        db.apply_batch(batch)?;
+        moved += n;
+    }
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for k in db.scan_prefix(b"xn:").keys().take(BATCH) {
+            batch.remove(k?);
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        db.apply_batch(batch)?;
+    }
+    db.insert(FORMAT_KEY, &[STORE_FORMAT])?;
+    tracing::info!(
+        from,
+        to = STORE_FORMAT,
+        incidents = moved,
+        seconds = started.elapsed().as_secs_f64(),
+        "Store upgraded; pandabridge versions before this format will refuse it."
+    );
+    Ok(())
+}
 
 /// Makes `dir` mode 0700 (creating it first when `create`) and every entry sled put in it
 /// 0600 (files) or 0700 (directories, e.g. `blobs/`). The store holds the BigPanda key; sled
@@ -475,19 +528,14 @@ impl Store {
             // Durability comes from the write-ahead log; sled is flushed at checkpoints.
             .flush_every_ms(None)
             .open()?;
-        match db.get(FORMAT_KEY)?.as_deref() {
-            // A new store, or one from before history chunks: its format-1 records still read.
-            // sled is made durable (this key included) by `wal::recover` below.
+        let format = db.get(FORMAT_KEY)?;
+        match format.as_deref() {
+            // A new store: sled is made durable (this key included) by `wal::recover` below.
             None => {
                 db.insert(FORMAT_KEY, &[STORE_FORMAT])?;
             }
-            Some([FORMAT]) => {
-                db.insert(FORMAT_KEY, &[STORE_FORMAT])?;
-                tracing::info!(
-                    "Store format 1 marked 2 (history chunks): its records read as they are, but pandabridge versions before history chunks will refuse this store."
-                );
-            }
             Some([STORE_FORMAT]) => {}
+            Some([v]) if UPGRADABLE_FORMATS.contains(v) => {}
             Some(v) => {
                 return Err(StoreError::Corrupt {
                     key: "m:format".into(),
@@ -510,6 +558,13 @@ impl Store {
                 records = replayed,
                 "Replayed the write-ahead log into the store."
             );
+        }
+        // After the replay: a WAL left by an older binary holds its keys too.
+        if let Some(&[from]) = format.as_deref() {
+            if UPGRADABLE_FORMATS.contains(&from) {
+                upgrade_incident_keys(&db, from)?;
+                wal::sync_store(&wal_dir, &db, &log)?;
+            }
         }
         let faults = Arc::new(Faults::default());
         let writer =
@@ -657,33 +712,49 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<(Vec<Alert>, Option<String>), StoreError> {
-        // Scan the most selective index; check the remaining filters on each record.
-        let prefix: Vec<u8> = if let Some(inc) = &filter.incident_id {
-            key(&[b"xn:", inc.as_bytes(), b"\0"])
-        } else if let Some(src) = &filter.source_id {
-            key(&[b"xr:", src.as_bytes(), b"\0"])
-        } else if let Some(st) = filter.status {
-            key(&[b"xs:", st.as_str().as_bytes(), b":"])
-        } else {
-            b"a:".to_vec()
-        };
-        let upper = match cursor {
-            Some(c) => key(&[&prefix, c.as_bytes()]),
-            None => {
-                let mut end = prefix.clone();
-                // The prefix's last byte is ':' or '\0'; bumping it bounds the prefix range.
-                if let Some(last) = end.last_mut() {
-                    *last += 1;
-                }
-                end
-            }
-        };
+        // Candidate alert ids, newest first and below the cursor, from the most selective
+        // index; the remaining filters are checked on each record.
+        let ids: Box<dyn Iterator<Item = Result<String, StoreError>>> =
+            if let Some(inc) = &filter.incident_id {
+                // An incident has one alert per source: its `n:` keys, sorted here.
+                let mut ids = self
+                    .tree
+                    .scan_prefix(key(&[b"n:", inc.as_bytes(), b"\0"]))
+                    .values()
+                    .map(|v| Ok(String::from_utf8_lossy(&v?).into_owned()))
+                    .collect::<Result<Vec<String>, StoreError>>()?;
+                ids.retain(|id| cursor.is_none_or(|c| id.as_str() < c));
+                ids.sort_unstable_by(|a, b| b.cmp(a));
+                Box::new(ids.into_iter().map(Ok))
+            } else {
+                let prefix: Vec<u8> = if let Some(src) = &filter.source_id {
+                    key(&[b"xr:", src.as_bytes(), b"\0"])
+                } else if let Some(st) = filter.status {
+                    key(&[b"xs:", st.as_str().as_bytes(), b":"])
+                } else {
+                    b"a:".to_vec()
+                };
+                let upper = match cursor {
+                    Some(c) => key(&[&prefix, c.as_bytes()]),
+                    None => {
+                        let mut end = prefix.clone();
+                        // The prefix's last byte is ':' or '\0'; bumping it bounds the range.
+                        if let Some(last) = end.last_mut() {
+                            *last += 1;
+                        }
+                        end
+                    }
+                };
+                let skip = prefix.len();
+                Box::new(self.tree.range(prefix..upper).rev().map(move |kv| {
+                    let (k, _) = kv?;
+                    Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
+                }))
+            };
         let mut out = Vec::with_capacity(limit.min(512));
         let mut more = false;
-        for kv in self.tree.range(prefix.clone()..upper).rev() {
-            let (k, _) = kv?;
-            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            let Some(alert) = self.alert(&id)? else {
+        for id in ids {
+            let Some(alert) = self.alert(&id?)? else {
                 continue;
             };
             let keep = filter.status.is_none_or(|s| s == alert.status)

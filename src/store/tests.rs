@@ -460,28 +460,39 @@ async fn a_history_read_racing_a_chunk_move_sees_each_entry_once() {
     );
 }
 
-#[tokio::test]
-async fn a_store_from_before_history_chunks_reads_and_carries_on() {
+/// Writes a store as a binary of format `from` left it, then opens it with this one.
+async fn upgrade_from(from: u8) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     let stored = flap(&store, None, 0, 3, "01J").await;
-    // Rewrite it as the previous format left it: a bare alert record, one key per entry.
+    // Format 1: a bare alert record, one key per history entry.
     let history = store.history("01J").unwrap();
-    for kv in store.tree.scan_prefix(b"h:01J:") {
-        store.tree.remove(kv.unwrap().0).unwrap();
-    }
-    for (seq, entry) in history.iter().enumerate() {
+    let stored_tail = store.load_alert("s", "inc").unwrap().unwrap().tail;
+    if from == FORMAT {
+        for kv in store.tree.scan_prefix(b"h:01J:") {
+            store.tree.remove(kv.unwrap().0).unwrap();
+        }
+        for (seq, entry) in history.iter().enumerate() {
+            let mut v = Vec::new();
+            encode_into(entry, &mut v);
+            store
+                .tree
+                .insert(history_key("01J", seq as u64), v)
+                .unwrap();
+        }
         let mut v = Vec::new();
-        encode_into(entry, &mut v);
-        store
-            .tree
-            .insert(history_key("01J", seq as u64), v)
-            .unwrap();
+        encode_into(&stored.alert, &mut v);
+        store.tree.insert(alert_key("01J"), v).unwrap();
     }
-    let mut v = Vec::new();
-    encode_into(&stored.alert, &mut v);
-    store.tree.insert(alert_key("01J"), v).unwrap();
-    store.tree.insert(FORMAT_KEY, &[FORMAT]).unwrap();
+    // Its incident key as `i:<source>\0<incident>`, with the `xn:` index of then.
+    store.tree.remove(incident_key("s", "inc")).unwrap();
+    store.tree.insert(b"i:s\0inc", &b"01J"[..]).unwrap();
+    store.tree.insert(b"xn:inc\x0001J", &[][..]).unwrap();
+    // The same incident id in another source, as an upgrade cut short by a crash leaves it:
+    // its key already moved, its `xn:` entry not yet removed.
+    apply(&store, "s2", Input::Webhook(snap("inc", true, 1)), "01J2").await;
+    store.tree.insert(b"xn:inc\x0001J2", &[][..]).unwrap();
+    store.tree.insert(FORMAT_KEY, &[from]).unwrap();
     store.close();
     drop(store);
 
@@ -490,9 +501,27 @@ async fn a_store_from_before_history_chunks_reads_and_carries_on() {
         store.tree.get(FORMAT_KEY).unwrap().unwrap().as_ref(),
         [STORE_FORMAT]
     );
+    assert_eq!(store.tree.scan_prefix(b"i:").count(), 0);
+    assert_eq!(store.tree.scan_prefix(b"xn:").count(), 0);
+    assert_eq!(
+        store.alert_id_for("s2", "inc").unwrap().as_deref(),
+        Some("01J2")
+    );
+    let by_incident = AlertFilter {
+        incident_id: Some("inc".into()),
+        ..Default::default()
+    };
+    let (page, _) = store.list_alerts(&by_incident, 10, None).unwrap();
+    let ids: Vec<_> = page.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["01J2", "01J"]);
     let loaded = store.load_alert("s", "inc").unwrap().unwrap();
     assert_eq!(loaded.alert, stored.alert);
-    assert_eq!(loaded.tail, HistoryTail::default());
+    let expected_tail = if from == FORMAT {
+        HistoryTail::default()
+    } else {
+        stored_tail
+    };
+    assert_eq!(loaded.tail, expected_tail);
     assert_eq!(store.alert("01J").unwrap().as_ref(), Some(&stored.alert));
     assert_eq!(versions(&store.history("01J").unwrap()), [0, 1, 2]);
     // New steps chunk on top of the old entries.
@@ -501,6 +530,16 @@ async fn a_store_from_before_history_chunks_reads_and_carries_on() {
         versions(&store.history("01J").unwrap()),
         (0..13).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test]
+async fn a_format_1_store_reads_moves_its_incident_keys_and_carries_on() {
+    upgrade_from(FORMAT).await;
+}
+
+#[tokio::test]
+async fn a_format_2_store_moves_its_incident_keys_and_carries_on() {
+    upgrade_from(FORMAT_CHUNKED).await;
 }
 
 #[test]
@@ -621,4 +660,39 @@ async fn history_reads_back_every_step_entry_across_multi_entry_steps() {
         sizes.iter().any(|&n| n > HISTORY_CHUNK),
         "chunk sizes {sizes:?}"
     );
+}
+
+#[tokio::test]
+async fn listing_by_incident_spans_sources_newest_first_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    // One incident id in three sources, and a longer id that shares its prefix.
+    for (source, id) in [("a", "01N1"), ("b", "01N2"), ("c", "01N3")] {
+        apply(&store, source, Input::Webhook(snap("inc", true, 1)), id).await;
+    }
+    apply(&store, "a", Input::Webhook(snap("inc-2", true, 1)), "01N4").await;
+    let filter = |source: Option<&str>| AlertFilter {
+        incident_id: Some("inc".into()),
+        source_id: source.map(Into::into),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let (page, next) = store
+            .list_alerts(&filter(None), 2, cursor.as_deref())
+            .unwrap();
+        seen.extend(page.into_iter().map(|a| a.id));
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["01N3", "01N2", "01N1"]);
+    let (page, next) = store.list_alerts(&filter(Some("b")), 10, None).unwrap();
+    assert_eq!(
+        page.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["01N2"]
+    );
+    assert_eq!(next, None);
 }

@@ -248,6 +248,11 @@ fn sync_sled(db: &sled::Db, log: &File, blobs: &Path) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// Makes everything in sled durable (outside the checkpoint thread: only before it starts).
+pub(super) fn sync_store(wal_dir: &Path, db: &sled::Db, log: &File) -> Result<(), StoreError> {
+    sync_sled(db, log, &blobs_dir(wal_dir))
+}
+
 /// sled's blob directory, beside the WAL directory.
 fn blobs_dir(wal_dir: &Path) -> PathBuf {
     wal_dir.parent().unwrap_or(wal_dir).join("blobs")
