@@ -49,8 +49,13 @@ const FORMAT_CHUNKED: u8 = 2;
 /// records read as they are, their incident keys are moved, and the store is marked 3, so an
 /// older binary refuses it instead of misreading it.
 const STORE_FORMAT: u8 = 3;
-/// Store formats [`upgrade_incident_keys`] brings to [`STORE_FORMAT`].
-const UPGRADABLE_FORMATS: [u8; 2] = [FORMAT, FORMAT_CHUNKED];
+/// Store formats [`upgrade_incident_keys`] brings to [`STORE_FORMAT`] (store formats, not the
+/// record formats above).
+const UPGRADABLE_FORMATS: [u8; 2] = [1, 2];
+/// Present while an upgrade is under way (the store is already marked [`STORE_FORMAT`]).
+const UPGRADING_KEY: &[u8] = b"m:upgrading";
+/// Keys moved per sled batch by an upgrade; small in tests so they cross batches.
+const UPGRADE_BATCH: usize = if cfg!(test) { 7 } else { 10_000 };
 const FORMAT_KEY: &[u8] = b"m:format";
 /// How many history entries ride in an alert's record before they move to a key of their own.
 const HISTORY_CHUNK: usize = 8;
@@ -427,25 +432,47 @@ const INTEGRATION_KEY: &[u8] = b"g:bigpanda";
 
 /// Brings a format-1 or -2 store to [`STORE_FORMAT`]: each `i:<source>\0<incident>` key becomes
 /// `n:<incident>\0<source>` and the `xn:` index goes (the `n:` keys are that index now); its
-/// alert and history records read as they are. Runs before the store takes writes, in sled
-/// batches that are atomic and idempotent, with the format key last: a crash part-way leaves a
-/// store of the old format that the next open finishes.
+/// alert and history records read as they are. Runs before the store takes writes. The first
+/// batch marks the store [`STORE_FORMAT`] and [`UPGRADING_KEY`], so that from then on an older
+/// binary refuses it and the next open resumes an upgrade cut short; the keys then move in sled
+/// batches (atomic, and sled recovers a prefix of its batches) that are idempotent, and the
+/// marker goes last.
 fn upgrade_incident_keys(db: &sled::Db, from: u8) -> Result<(), StoreError> {
-    const BATCH: usize = 10_000;
     let started = std::time::Instant::now();
+    let mut mark = sled::Batch::default();
+    mark.insert(FORMAT_KEY, &[STORE_FORMAT]);
+    mark.insert(UPGRADING_KEY, &[from]);
+    db.apply_batch(mark)?;
+    tracing::info!(
+        from,
+        to = STORE_FORMAT,
+        "Upgrading the store; pandabridge versions before this format will refuse it."
+    );
     let mut moved = 0usize;
     loop {
         let mut batch = sled::Batch::default();
         let mut n = 0;
         // Each batch removes the keys it read, so every scan starts on the ones left.
-        for kv in db.scan_prefix(b"i:").take(BATCH) {
+        for kv in db.scan_prefix(b"i:").take(UPGRADE_BATCH) {
             let (k, v) = kv?;
             let rest = &k[2..];
             let Some(sep) = rest.iter().position(|&b| b == 0) else {
                 return Err(corrupt(&k, "incident key without a separator".into()));
             };
             let (source, incident) = (&rest[..sep], &rest[sep + 1..]);
-            batch.insert(key(&[b"n:", incident, b"\0", source]), v);
+            let moved_key = key(&[b"n:", incident, b"\0", source]);
+            match db.get(&moved_key)? {
+                // Only a store opened by an older binary in the middle of an upgrade (which
+                // the marker prevents) could hold two alerts for one incident: keep the one
+                // already reachable, and say so.
+                Some(existing) if existing != v => tracing::warn!(
+                    key = %String::from_utf8_lossy(&k),
+                    kept = %String::from_utf8_lossy(&existing),
+                    dropped = %String::from_utf8_lossy(&v),
+                    "Two alerts for one incident; webhooks go to the one kept, the other stays listed."
+                ),
+                _ => batch.insert(moved_key, v),
+            }
             batch.remove(k);
             n += 1;
         }
@@ -454,11 +481,17 @@ fn upgrade_incident_keys(db: &sled::Db, from: u8) -> Result<(), StoreError> {
         }
         db.apply_batch(batch)?;
         moved += n;
+        if moved % 100_000 < n {
+            tracing::info!(
+                incidents = moved,
+                "Upgrading the store: incident keys moved."
+            );
+        }
     }
     loop {
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for k in db.scan_prefix(b"xn:").keys().take(BATCH) {
+        for k in db.scan_prefix(b"xn:").keys().take(UPGRADE_BATCH) {
             batch.remove(k?);
             n += 1;
         }
@@ -467,13 +500,13 @@ fn upgrade_incident_keys(db: &sled::Db, from: u8) -> Result<(), StoreError> {
         }
         db.apply_batch(batch)?;
     }
-    db.insert(FORMAT_KEY, &[STORE_FORMAT])?;
+    db.remove(UPGRADING_KEY)?;
     tracing::info!(
         from,
         to = STORE_FORMAT,
         incidents = moved,
         seconds = started.elapsed().as_secs_f64(),
-        "Store upgraded; pandabridge versions before this format will refuse it."
+        "Store upgraded."
     );
     Ok(())
 }
@@ -560,11 +593,15 @@ impl Store {
             );
         }
         // After the replay: a WAL left by an older binary holds its keys too.
-        if let Some(&[from]) = format.as_deref() {
-            if UPGRADABLE_FORMATS.contains(&from) {
-                upgrade_incident_keys(&db, from)?;
-                wal::sync_store(&wal_dir, &db, &log)?;
-            }
+        let upgrade_from = match (format.as_deref(), db.get(UPGRADING_KEY)?) {
+            // An upgrade cut short: resume it.
+            (_, Some(from)) => from.first().copied(),
+            (Some(&[from]), None) if UPGRADABLE_FORMATS.contains(&from) => Some(from),
+            _ => None,
+        };
+        if let Some(from) = upgrade_from {
+            upgrade_incident_keys(&db, from)?;
+            wal::sync_store(&wal_dir, &db, &log)?;
         }
         let faults = Arc::new(Faults::default());
         let writer =

@@ -465,10 +465,33 @@ async fn upgrade_from(from: u8) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     let stored = flap(&store, None, 0, 3, "01J").await;
-    // Format 1: a bare alert record, one key per history entry.
     let history = store.history("01J").unwrap();
     let stored_tail = store.load_alert("s", "inc").unwrap().unwrap().tail;
-    if from == FORMAT {
+    // More incidents than one upgrade batch holds.
+    for i in 0..3 * UPGRADE_BATCH {
+        let id = format!("01JB{i:03}");
+        apply(
+            &store,
+            "s",
+            Input::Webhook(snap(&format!("bulk-{i}"), true, 1)),
+            &id,
+        )
+        .await;
+        store
+            .tree
+            .remove(incident_key("s", &format!("bulk-{i}")))
+            .unwrap();
+        store
+            .tree
+            .insert(format!("i:s\0bulk-{i}"), id.as_bytes())
+            .unwrap();
+        store
+            .tree
+            .insert(format!("xn:bulk-{i}\0{id}"), &[][..])
+            .unwrap();
+    }
+    // Store format 1 had record format 1: a bare alert record, one key per history entry.
+    if from == 1 {
         for kv in store.tree.scan_prefix(b"h:01J:") {
             store.tree.remove(kv.unwrap().0).unwrap();
         }
@@ -503,10 +526,15 @@ async fn upgrade_from(from: u8) {
     );
     assert_eq!(store.tree.scan_prefix(b"i:").count(), 0);
     assert_eq!(store.tree.scan_prefix(b"xn:").count(), 0);
+    assert!(store.tree.get(UPGRADING_KEY).unwrap().is_none());
     assert_eq!(
         store.alert_id_for("s2", "inc").unwrap().as_deref(),
         Some("01J2")
     );
+    for i in 0..3 * UPGRADE_BATCH {
+        let id = store.alert_id_for("s", &format!("bulk-{i}")).unwrap();
+        assert_eq!(id, Some(format!("01JB{i:03}")));
+    }
     let by_incident = AlertFilter {
         incident_id: Some("inc".into()),
         ..Default::default()
@@ -516,7 +544,7 @@ async fn upgrade_from(from: u8) {
     assert_eq!(ids, ["01J2", "01J"]);
     let loaded = store.load_alert("s", "inc").unwrap().unwrap();
     assert_eq!(loaded.alert, stored.alert);
-    let expected_tail = if from == FORMAT {
+    let expected_tail = if from == 1 {
         HistoryTail::default()
     } else {
         stored_tail
@@ -534,12 +562,67 @@ async fn upgrade_from(from: u8) {
 
 #[tokio::test]
 async fn a_format_1_store_reads_moves_its_incident_keys_and_carries_on() {
-    upgrade_from(FORMAT).await;
+    upgrade_from(1).await;
 }
 
 #[tokio::test]
 async fn a_format_2_store_moves_its_incident_keys_and_carries_on() {
-    upgrade_from(FORMAT_CHUNKED).await;
+    upgrade_from(2).await;
+}
+
+/// A format-2 store with one incident, closed; returns its directory.
+async fn format_2_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    apply(&store, "s", Input::Webhook(snap("inc", true, 1)), "01P").await;
+    store.tree.remove(incident_key("s", "inc")).unwrap();
+    store.tree.insert(b"i:s\0inc", &b"01P"[..]).unwrap();
+    store.tree.insert(FORMAT_KEY, &[2]).unwrap();
+    store.close();
+    dir
+}
+
+#[tokio::test]
+async fn an_upgrade_cut_short_is_finished_by_the_next_open() {
+    let dir = format_2_store().await;
+    // What the first batch of an upgrade leaves: marked, nothing moved yet.
+    {
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        db.insert(FORMAT_KEY, &[STORE_FORMAT]).unwrap();
+        db.insert(UPGRADING_KEY, &[2]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    assert_eq!(
+        store.alert_id_for("s", "inc").unwrap().as_deref(),
+        Some("01P")
+    );
+    assert_eq!(store.tree.scan_prefix(b"i:").count(), 0);
+    assert!(store.tree.get(UPGRADING_KEY).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_upgrade_also_moves_the_keys_an_older_binarys_wal_replays() {
+    let dir = format_2_store().await;
+    // A WAL file left by the older binary: a second incident, created with its own key layout.
+    let ops: Vec<wal::Op> = vec![
+        (b"i:s\0late".to_vec(), Some(b"01Q".to_vec())),
+        (b"xn:late\x0001Q".to_vec(), Some(Vec::new())),
+    ];
+    let mut bytes = Vec::new();
+    wal::encode_record(&ops, &mut bytes);
+    std::fs::write(dir.path().join("wal").join("00000000000000ff.wal"), bytes).unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    assert_eq!(
+        store.alert_id_for("s", "late").unwrap().as_deref(),
+        Some("01Q")
+    );
+    assert_eq!(
+        store.alert_id_for("s", "inc").unwrap().as_deref(),
+        Some("01P")
+    );
+    assert_eq!(store.tree.scan_prefix(b"i:").count(), 0);
+    assert_eq!(store.tree.scan_prefix(b"xn:").count(), 0);
 }
 
 #[test]
@@ -666,11 +749,10 @@ async fn history_reads_back_every_step_entry_across_multi_entry_steps() {
 async fn listing_by_incident_spans_sources_newest_first_and_pages() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    // One incident id in three sources, and a longer id that shares its prefix.
-    for (source, id) in [("a", "01N1"), ("b", "01N2"), ("c", "01N3")] {
+    // One incident id in three sources, whose key order (by source) is not the alerts' order.
+    for (source, id) in [("a", "01N2"), ("b", "01N3"), ("c", "01N1")] {
         apply(&store, source, Input::Webhook(snap("inc", true, 1)), id).await;
     }
-    apply(&store, "a", Input::Webhook(snap("inc-2", true, 1)), "01N4").await;
     let filter = |source: Option<&str>| AlertFilter {
         incident_id: Some("inc".into()),
         source_id: source.map(Into::into),
@@ -692,7 +774,12 @@ async fn listing_by_incident_spans_sources_newest_first_and_pages() {
     let (page, next) = store.list_alerts(&filter(Some("b")), 10, None).unwrap();
     assert_eq!(
         page.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
-        ["01N2"]
+        ["01N3"]
     );
     assert_eq!(next, None);
+    let resolved = AlertFilter {
+        status: Some(AlertStatus::Resolved),
+        ..filter(None)
+    };
+    assert!(store.list_alerts(&resolved, 10, None).unwrap().0.is_empty());
 }
