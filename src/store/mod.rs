@@ -243,11 +243,7 @@ pub struct Store {
 }
 
 fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
-    encode_as(FORMAT, value, out)
-}
-
-fn encode_as<T: Serialize>(format: u8, value: &T, out: &mut Vec<u8>) {
-    out.push(format);
+    out.push(FORMAT);
     // Serialising our own plain structs into a Vec cannot fail.
     let _ = serde_json::to_writer(out, value);
 }
@@ -293,7 +289,8 @@ fn decode_alert<H: DeserializeOwned + Default>(
             let r: AlertRecord<H> = parse(key, rest)?;
             Ok((r.alert, r.history))
         }
-        _ => decode(key, bytes),
+        Some((v, _)) => Err(corrupt(key, format!("unknown record format {v}"))),
+        None => Err(corrupt(key, "empty record".into())),
     }
 }
 
