@@ -638,22 +638,24 @@ fn a_store_of_a_newer_format_is_refused() {
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn a_chunk_is_written_before_the_alert_record_that_empties_the_tail() {
+/// A store with one alert of seven history entries, and the step that brings the eighth.
+async fn one_entry_before_a_chunk(id: &str) -> (tempfile::TempDir, Store, StoredAlert, Step) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    let stored = flap(&store, None, 0, 7, "01K").await;
+    let stored = flap(&store, None, 0, 7, id).await;
     let ctx = Ctx {
         now: 7,
         new_alert_id: String::new(),
         source_id: "s".into(),
     };
-    let s = step(
-        Some(&stored.alert),
-        &Input::Webhook(snap("inc", true, 8)),
-        &ctx,
-    )
-    .unwrap();
+    let input = Input::Webhook(snap("inc", true, 8));
+    let s = step(Some(&stored.alert), &input, &ctx).unwrap();
+    (dir, store, stored, s)
+}
+
+#[tokio::test]
+async fn a_chunk_is_written_before_the_alert_record_that_empties_the_tail() {
+    let (_dir, _store, stored, s) = one_entry_before_a_chunk("01K").await;
     let (record, tail) = step_record(Some(&stored), &s);
     assert_eq!(tail.len, 0, "the eighth entry moves the tail");
     let decoded = wal::decode_records(&record.finish());
@@ -665,16 +667,7 @@ async fn a_chunk_is_written_before_the_alert_record_that_empties_the_tail() {
 
 #[tokio::test]
 async fn a_failed_step_that_would_move_the_tail_can_be_retried_as_it_was() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    let stored = flap(&store, None, 0, 7, "01L").await;
-    let ctx = Ctx {
-        now: 7,
-        new_alert_id: String::new(),
-        source_id: "s".into(),
-    };
-    let input = Input::Webhook(snap("inc", true, 8));
-    let s = step(Some(&stored.alert), &input, &ctx).unwrap();
+    let (_dir, store, stored, s) = one_entry_before_a_chunk("01L").await;
     store.faults().set_failing_flushes(true);
     let (durable, _) = store.write_step(Some(&stored), &s).unwrap();
     assert_eq!(durable.await.unwrap(), Err(StoreError::Injected));
