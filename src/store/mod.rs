@@ -660,10 +660,20 @@ impl Store {
     // ----- alerts -------------------------------------------------------------------------
 
     pub fn alert(&self, id: &str) -> Result<Option<Alert>, StoreError> {
+        // The history tail is skipped, not built.
+        Ok(self
+            .alert_record::<Option<serde::de::IgnoredAny>>(id)?
+            .map(|(alert, _)| alert))
+    }
+
+    /// An alert record, decoded with `H` as what to make of its history tail.
+    fn alert_record<H: DeserializeOwned + Default>(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Alert, H)>, StoreError> {
         let k = alert_key(id);
         match self.tree.get(&k)? {
-            // The history tail is skipped, not built.
-            Some(v) => decode_alert::<Option<serde::de::IgnoredAny>>(&k, &v).map(|(a, _)| Some(a)),
+            Some(v) => decode_alert(&k, &v).map(Some),
             None => Ok(None),
         }
     }
@@ -688,17 +698,16 @@ impl Store {
         let Some(id) = self.alert_id_for(source_id, incident_id)? else {
             return Ok(None);
         };
-        let k = alert_key(&id);
-        match self.tree.get(&k)? {
-            Some(v) => {
-                let (alert, tail): (Alert, Vec<HistoryEvent>) = decode_alert(&k, &v)?;
-                Ok(Some(StoredAlert {
-                    alert,
-                    tail: HistoryTail::from_entries(&tail),
-                }))
-            }
+        match self.alert_record::<Vec<HistoryEvent>>(&id)? {
+            Some((alert, tail)) => Ok(Some(StoredAlert {
+                alert,
+                tail: HistoryTail::from_entries(&tail),
+            })),
             // An incident key always comes with its alert, in the same record.
-            None => Err(corrupt(&k, "the incident's alert record is missing".into())),
+            None => Err(corrupt(
+                &alert_key(&id),
+                "the incident's alert record is missing".into(),
+            )),
         }
     }
 
@@ -718,17 +727,20 @@ impl Store {
 
     /// Every history entry of an alert, oldest first, as of one reading of its record.
     pub fn history(&self, alert_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
-        let k = alert_key(alert_id);
-        let Some(v) = self.tree.get(&k)? else {
+        let Some((alert, tail)) = self.alert_record::<Vec<HistoryEvent>>(alert_id)? else {
             return Ok(Vec::new());
         };
-        let (alert, tail): (Alert, Vec<HistoryEvent>) = decode_alert(&k, &v)?;
         // Chunks written after that reading (a step that moved this tail into one) are left
         // out: their entries are the tail's.
         let upto = alert
             .history_len
             .checked_sub(tail.len() as u64)
-            .ok_or_else(|| corrupt(&k, "more history in the record than its length".into()))?;
+            .ok_or_else(|| {
+                corrupt(
+                    &alert_key(alert_id),
+                    "more history in the record than its length".into(),
+                )
+            })?;
         let prefix = key(&[b"h:", alert_id.as_bytes(), b":"]);
         let mut out = Vec::with_capacity(usize::try_from(alert.history_len.min(1024)).unwrap_or(0));
         for kv in self.tree.scan_prefix(&prefix) {
