@@ -11,7 +11,7 @@ mod step;
 #[cfg(test)]
 mod tests;
 
-pub use snapshot::{Details, EventType, IncidentAlert, Millis, Snapshot};
+pub use snapshot::{Details, DetailsJson, EventType, IncidentAlert, Millis, Snapshot};
 pub use state::{
     Alert, AlertStatus, CloseState, CloseSync, HistoryEvent, Outbound, OutboundKey, Outcome,
     ResolvedBy,

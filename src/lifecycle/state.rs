@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::snapshot::{Details, Millis};
+use super::snapshot::{DetailsJson, Millis};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,7 +102,7 @@ pub struct Alert {
     pub bigpanda_status: Option<String>,
     pub environment_id: Option<String>,
     /// Shared with the snapshot it came from: cloned per step, never deep-copied.
-    pub details: Arc<Details>,
+    pub details: Arc<DetailsJson>,
     pub created_at: Millis,
     pub updated_at: Millis,
     pub resolved_at: Option<Millis>,

@@ -14,8 +14,8 @@
 use std::collections::BTreeSet;
 
 use pandabridge::lifecycle::{
-    Alert, AlertStatus, CloseReply, CloseState, Details, EventType, Input, Millis, Outbound,
-    OutboundKey, Outcome, ResolvedBy, Snapshot,
+    Alert, AlertStatus, CloseReply, CloseState, Details, DetailsJson, EventType, Input, Millis,
+    Outbound, OutboundKey, Outcome, ResolvedBy, Snapshot,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -92,10 +92,10 @@ pub fn snapshot() -> impl Strategy<Value = Snapshot> {
             description: None,
             severity: severity.map(Into::into),
             status: Some(status.into()),
-            details: std::sync::Arc::new(Details {
+            details: std::sync::Arc::new(DetailsJson::new(&Details::<String> {
                 flapping,
                 ..Details::default()
-            }),
+            })),
         },
     )
 }
@@ -162,7 +162,7 @@ pub struct Shown {
     pub severity: Option<String>,
     pub bigpanda_status: Option<String>,
     pub environment_id: Option<String>,
-    pub details: Details,
+    pub details: DetailsJson,
 }
 
 impl Shown {

@@ -85,7 +85,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 /// Any JSON value, reduced to what a leaf field can mean. Containers keep only whether they
 /// are empty (all `maintenance` needs).
 #[derive(Debug, Default, Clone, PartialEq)]
-pub(super) enum Any {
+pub(super) enum Any<'de> {
     #[default]
     Absent,
     Null,
@@ -93,50 +93,53 @@ pub(super) enum Any {
     U64(u64),
     I64(i64),
     F64(f64),
-    Str(String),
+    Str(Cow<'de, str>),
     Container {
         empty: bool,
     },
 }
 
-impl<'de> Deserialize<'de> for Any {
+impl<'de> Deserialize<'de> for Any<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct AnyVisitor;
         impl<'de> Visitor<'de> for AnyVisitor {
-            type Value = Any;
+            type Value = Any<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Any, E> {
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Any<'de>, E> {
                 Ok(Any::Bool(v))
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Any, E> {
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Any<'de>, E> {
                 Ok(Any::I64(v))
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Any, E> {
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Any<'de>, E> {
                 Ok(Any::U64(v))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Any, E> {
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Any<'de>, E> {
                 Ok(Any::F64(v))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Any, E> {
-                Ok(Any::Str(v.to_owned()))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Any<'de>, E> {
+                Ok(Any::Str(Cow::Borrowed(v)))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Any, E> {
-                Ok(Any::Str(v))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Any<'de>, E> {
+                Ok(Any::Str(Cow::Owned(v.to_owned())))
             }
-            fn visit_unit<E: de::Error>(self) -> Result<Any, E> {
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Any<'de>, E> {
+                Ok(Any::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Any<'de>, E> {
                 Ok(Any::Null)
             }
-            fn visit_none<E: de::Error>(self) -> Result<Any, E> {
+            fn visit_none<E: de::Error>(self) -> Result<Any<'de>, E> {
                 Ok(Any::Null)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Any, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Any<'de>, A::Error> {
                 let empty = seq.next_element::<IgnoredAny>()?.is_none();
                 drain_seq(seq)?;
                 Ok(Any::Container { empty })
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Any, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Any<'de>, A::Error> {
                 let empty = map.next_entry::<IgnoredAny, IgnoredAny>()?.is_none();
                 drain_map(map)?;
                 Ok(Any::Container { empty })
@@ -146,9 +149,9 @@ impl<'de> Deserialize<'de> for Any {
     }
 }
 
-impl Any {
+impl<'de> Any<'de> {
     /// A JSON string, as is.
-    pub(super) fn into_string(self) -> Option<String> {
+    pub(super) fn into_string(self) -> Option<Cow<'de, str>> {
         match self {
             Any::Str(s) => Some(s),
             _ => None,
@@ -165,13 +168,13 @@ impl Any {
 
     /// An identifier: a string, or a number written as its decimal text (BigPanda's older
     /// APIs and hand-written integrations send numeric ids).
-    pub(super) fn into_id_text(self) -> Option<String> {
+    pub(super) fn into_id_text(self) -> Option<Cow<'de, str>> {
         match self {
             Any::Str(s) => Some(s),
-            Any::U64(n) => Some(n.to_string()),
-            Any::I64(n) => Some(n.to_string()),
+            Any::U64(n) => Some(Cow::Owned(n.to_string())),
+            Any::I64(n) => Some(Cow::Owned(n.to_string())),
             // Display of an f64 never uses exponent notation, so this is decimal text too.
-            Any::F64(n) if n.is_finite() => Some(n.to_string()),
+            Any::F64(n) if n.is_finite() => Some(Cow::Owned(n.to_string())),
             _ => None,
         }
     }
@@ -226,14 +229,14 @@ fn millis_from_float(n: f64) -> Option<Millis> {
 
 /// A JSON object read key by key into a view. Implementors must consume exactly one value for
 /// every key they are given (`IgnoredAny` for keys they do not read).
-pub(super) trait Fields: Default {
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
+pub(super) trait Fields<'de>: Default {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
 }
 
 /// An object view, or `None` when the JSON value there was not an object.
 pub(super) struct Obj<T>(pub Option<T>);
 
-impl<'de, T: Fields> Deserialize<'de> for Obj<T> {
+impl<'de, T: Fields<'de>> Deserialize<'de> for Obj<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ObjVisitor(PhantomData))
     }
@@ -241,7 +244,7 @@ impl<'de, T: Fields> Deserialize<'de> for Obj<T> {
 
 struct ObjVisitor<T>(PhantomData<T>);
 
-impl<'de, T: Fields> Visitor<'de> for ObjVisitor<T> {
+impl<'de, T: Fields<'de>> Visitor<'de> for ObjVisitor<T> {
     type Value = Obj<T>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
@@ -269,10 +272,10 @@ impl<T> Default for List<T> {
     }
 }
 
-impl<'de, T: Fields> Deserialize<'de> for List<T> {
+impl<'de, T: Fields<'de>> Deserialize<'de> for List<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct ListVisitor<T>(PhantomData<T>);
-        impl<'de, T: Fields> Visitor<'de> for ListVisitor<T> {
+        impl<'de, T: Fields<'de>> Visitor<'de> for ListVisitor<T> {
             type Value = List<T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON array of objects")
@@ -299,54 +302,57 @@ impl<'de, T: Fields> Deserialize<'de> for List<T> {
 /// `{"host": "db-1"}`. Values that are not strings keep their JSON text (BigPanda tag values
 /// can be lists).
 #[derive(Debug, Default)]
-pub(super) struct Tags(pub Vec<(String, String)>);
+pub(super) struct Tags<'de>(pub Vec<(Cow<'de, str>, Cow<'de, str>)>);
 
 /// A tag value as text: a string as is, anything else as its JSON text. Strings, nearly every
 /// tag, are taken without building a `serde_json::Value` first (that was a tenth of a webhook's
 /// CPU in the load profile).
-struct TagValue(String);
+struct TagValue<'de>(Cow<'de, str>);
 
-impl<'de> Deserialize<'de> for TagValue {
+impl<'de> Deserialize<'de> for TagValue<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct TagValueVisitor;
-        fn json<E>(v: impl Into<Value>) -> Result<TagValue, E> {
-            Ok(TagValue(v.into().to_string()))
+        fn json<'de, E>(v: impl Into<Value>) -> Result<TagValue<'de>, E> {
+            Ok(TagValue(Cow::Owned(v.into().to_string())))
         }
         impl<'de> Visitor<'de> for TagValueVisitor {
-            type Value = TagValue;
+            type Value = TagValue<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a tag value")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<TagValue, E> {
-                Ok(TagValue(v.to_owned()))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<TagValue<'de>, E> {
+                Ok(TagValue(Cow::Borrowed(v)))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<TagValue, E> {
-                Ok(TagValue(v))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TagValue<'de>, E> {
+                Ok(TagValue(Cow::Owned(v.to_owned())))
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<TagValue, E> {
+            fn visit_string<E: de::Error>(self, v: String) -> Result<TagValue<'de>, E> {
+                Ok(TagValue(Cow::Owned(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<TagValue<'de>, E> {
                 json(v)
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<TagValue, E> {
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<TagValue<'de>, E> {
                 json(v)
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TagValue, E> {
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TagValue<'de>, E> {
                 json(v)
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<TagValue, E> {
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<TagValue<'de>, E> {
                 json(v)
             }
-            fn visit_unit<E: de::Error>(self) -> Result<TagValue, E> {
+            fn visit_unit<E: de::Error>(self) -> Result<TagValue<'de>, E> {
                 json(Value::Null)
             }
-            fn visit_none<E: de::Error>(self) -> Result<TagValue, E> {
+            fn visit_none<E: de::Error>(self) -> Result<TagValue<'de>, E> {
                 json(Value::Null)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TagValue, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TagValue<'de>, A::Error> {
                 json(Value::deserialize(de::value::SeqAccessDeserializer::new(
                     seq,
                 ))?)
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TagValue, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TagValue<'de>, A::Error> {
                 json(Value::deserialize(de::value::MapAccessDeserializer::new(
                     map,
                 ))?)
@@ -357,14 +363,14 @@ impl<'de> Deserialize<'de> for TagValue {
 }
 
 #[derive(Default)]
-struct TagPair {
-    name: Any,
-    id: Any,
-    value: Option<TagValue>,
+struct TagPair<'de> {
+    name: Any<'de>,
+    id: Any<'de>,
+    value: Option<TagValue<'de>>,
 }
 
-impl Fields for TagPair {
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+impl<'de> Fields<'de> for TagPair<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         match key {
             "name" => self.name = map.next_value()?,
             "id" => self.id = map.next_value()?,
@@ -377,18 +383,18 @@ impl Fields for TagPair {
     }
 }
 
-impl<'de> Deserialize<'de> for Tags {
+impl<'de> Deserialize<'de> for Tags<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct TagsVisitor;
         impl<'de> Visitor<'de> for TagsVisitor {
-            type Value = Tags;
+            type Value = Tags<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("tags as a list of name/value objects or an object")
             }
             ignore_scalars!(Tags(Vec::new()));
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tags, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tags<'de>, A::Error> {
                 let mut tags = Vec::new();
-                while let Some(Obj(pair)) = seq.next_element::<Obj<TagPair>>()? {
+                while let Some(Obj(pair)) = seq.next_element::<Obj<TagPair<'de>>>()? {
                     let Some(pair) = pair else { continue };
                     let name = pair.name.into_id_text().or_else(|| pair.id.into_id_text());
                     if let (Some(name), Some(value)) = (name, pair.value) {
@@ -397,10 +403,10 @@ impl<'de> Deserialize<'de> for Tags {
                 }
                 Ok(Tags(tags))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tags, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tags<'de>, A::Error> {
                 let mut tags = Vec::new();
-                while let Some((Key(name), value)) = map.next_entry::<Key<'de>, TagValue>()? {
-                    tags.push((name.into_owned(), value.0));
+                while let Some((Key(name), value)) = map.next_entry::<Key<'de>, TagValue<'de>>()? {
+                    tags.push((name, value.0));
                 }
                 Ok(Tags(tags))
             }
@@ -411,13 +417,13 @@ impl<'de> Deserialize<'de> for Tags {
 
 /// `metadata` of the webhook envelope.
 #[derive(Default)]
-pub(super) struct Metadata {
-    pub event_type: Any,
-    pub environment_id: Any,
+pub(super) struct Metadata<'de> {
+    pub event_type: Any<'de>,
+    pub environment_id: Any<'de>,
 }
 
-impl Fields for Metadata {
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+impl<'de> Fields<'de> for Metadata<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         match key {
             "event_type" => self.event_type = map.next_value()?,
             "environment_id" => self.environment_id = map.next_value()?,
@@ -431,12 +437,12 @@ impl Fields for Metadata {
 
 /// An object of which only `id` matters (an environment in `incident.environments`).
 #[derive(Default)]
-struct IdOnly {
-    id: Any,
+struct IdOnly<'de> {
+    id: Any<'de>,
 }
 
-impl Fields for IdOnly {
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+impl<'de> Fields<'de> for IdOnly<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         match key {
             "id" => self.id = map.next_value()?,
             _ => {
@@ -486,8 +492,10 @@ impl<'de> Deserialize<'de> for FirstEnvironment {
                         Ok(EnvRef(None))
                     }
                     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EnvRef, A::Error> {
-                        let Obj(env) = ObjVisitor::<IdOnly>(PhantomData).visit_map(map)?;
-                        Ok(EnvRef(env.and_then(|e| e.id.into_id_text())))
+                        let Obj(env) = ObjVisitor::<IdOnly<'de>>(PhantomData).visit_map(map)?;
+                        Ok(EnvRef(
+                            env.and_then(|e| e.id.into_id_text()).map(Cow::into_owned),
+                        ))
                     }
                 }
                 d.deserialize_any(EnvRefVisitor)
@@ -523,12 +531,12 @@ impl<'de> Deserialize<'de> for FirstEnvironment {
 pub(super) struct Snooze(pub Option<bool>);
 
 #[derive(Default)]
-struct SnoozeFields {
-    snoozed: Any,
+struct SnoozeFields<'de> {
+    snoozed: Any<'de>,
 }
 
-impl Fields for SnoozeFields {
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+impl<'de> Fields<'de> for SnoozeFields<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         match key {
             "snoozed" => self.snoozed = map.next_value()?,
             _ => {
@@ -570,7 +578,7 @@ impl<'de> Deserialize<'de> for Snooze {
                 Ok(Snooze(None))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Snooze, A::Error> {
-                let Obj(fields) = ObjVisitor::<SnoozeFields>(PhantomData).visit_map(map)?;
+                let Obj(fields) = ObjVisitor::<SnoozeFields<'de>>(PhantomData).visit_map(map)?;
                 Ok(Snooze(fields.and_then(|f| f.snoozed.as_bool())))
             }
         }
@@ -580,19 +588,19 @@ impl<'de> Deserialize<'de> for Snooze {
 
 /// One element of `incident.alerts` (v2 `id` or v1 `alert_id`).
 #[derive(Default)]
-pub(super) struct Alert {
-    pub id: Any,
-    pub alert_id: Any,
-    pub status: Any,
-    pub source_system: Any,
-    pub description: Any,
-    pub primary_property: Any,
-    pub secondary_property: Any,
-    pub tags: Tags,
+pub(super) struct Alert<'de> {
+    pub id: Any<'de>,
+    pub alert_id: Any<'de>,
+    pub status: Any<'de>,
+    pub source_system: Any<'de>,
+    pub description: Any<'de>,
+    pub primary_property: Any<'de>,
+    pub secondary_property: Any<'de>,
+    pub tags: Tags<'de>,
 }
 
-impl Fields for Alert {
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+impl<'de> Fields<'de> for Alert<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         match key {
             "id" => self.id = map.next_value()?,
             "alert_id" => self.alert_id = map.next_value()?,
@@ -612,27 +620,27 @@ impl Fields for Alert {
 
 /// The incident object: `body.incident`, or the body itself when it is a bare incident.
 #[derive(Default)]
-pub(super) struct Incident {
-    pub id: Any,
-    pub active: Any,
-    pub resolved: Any,
-    pub status: Any,
-    pub severity: Any,
+pub(super) struct Incident<'de> {
+    pub id: Any<'de>,
+    pub active: Any<'de>,
+    pub resolved: Any<'de>,
+    pub status: Any<'de>,
+    pub severity: Any<'de>,
     /// The largest of the update timestamps seen so far.
     pub version: Option<Millis>,
     pub environment: FirstEnvironment,
-    pub alerts: List<Alert>,
-    pub incident_tags: Tags,
-    pub flapping: Any,
+    pub alerts: List<Alert<'de>>,
+    pub incident_tags: Tags<'de>,
+    pub flapping: Any<'de>,
     pub snooze: Snooze,
-    pub is_snoozed: Any,
-    pub maintenance: Any,
+    pub is_snoozed: Any<'de>,
+    pub maintenance: Any<'de>,
     pub start: Option<Millis>,
     pub started_on: Option<Millis>,
 }
 
-impl Fields for Incident {
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+impl<'de> Fields<'de> for Incident<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         match key {
             "id" => self.id = map.next_value()?,
             "active" => self.active = map.next_value()?,
@@ -664,18 +672,18 @@ impl Fields for Incident {
 /// The whole webhook body: the envelope keys, plus the incident keys read as a bare incident in
 /// case there is no `incident` object.
 #[derive(Default)]
-pub(super) struct Body {
-    pub incident: Option<Incident>,
-    pub bare: Incident,
-    pub incident_id: Any,
-    pub event_type: Any,
-    pub event: Any,
-    pub r#type: Any,
-    pub metadata: Option<Metadata>,
+pub(super) struct Body<'de> {
+    pub incident: Option<Incident<'de>>,
+    pub bare: Incident<'de>,
+    pub incident_id: Any<'de>,
+    pub event_type: Any<'de>,
+    pub event: Any<'de>,
+    pub r#type: Any<'de>,
+    pub metadata: Option<Metadata<'de>>,
 }
 
-impl Fields for Body {
-    fn field<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+impl<'de> Fields<'de> for Body<'de> {
+    fn field<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         match key {
             "incident" => {
                 // A non-object `incident` is absent; a later object one still counts.

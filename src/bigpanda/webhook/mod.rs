@@ -11,9 +11,11 @@
 
 mod dto;
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
-use crate::lifecycle::{Details, EventType, IncidentAlert, Snapshot};
+use crate::lifecycle::{Details, DetailsJson, EventType, IncidentAlert, Snapshot};
 
 use dto::{Any, Body, Obj};
 
@@ -57,22 +59,22 @@ pub fn parse(body: &[u8]) -> Result<Snapshot, ParseError> {
     // invalid UTF-8 anywhere is not JSON.
     let text = std::str::from_utf8(body)
         .map_err(|e| ParseError::NotJson(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
-    let body = match read_body(text) {
-        Ok(body) => body,
+    match read_body(text) {
+        Ok(body) => snapshot(body.ok_or(ParseError::NotAnObject)?),
         Err(e) if is_number_out_of_range(&e) => {
             // serde_json refuses numbers beyond f64 (`1e400`) even where we would ignore them.
             // Rare enough for a second pass: quote such numbers so they become strings, which
             // every lenient field already treats like the number's text.
-            read_body(&quote_huge_numbers(text)).map_err(|_| ParseError::NotJson(e.to_string()))?
+            let quoted = quote_huge_numbers(text);
+            let body = read_body(&quoted).map_err(|_| ParseError::NotJson(e.to_string()))?;
+            snapshot(body.ok_or(ParseError::NotAnObject)?)
         }
-        Err(e) => return Err(ParseError::NotJson(e.to_string())),
-    };
-    let body = body.ok_or(ParseError::NotAnObject)?;
-    snapshot(body)
+        Err(e) => Err(ParseError::NotJson(e.to_string())),
+    }
 }
 
 /// One pass of serde_json over the whole text; `None` when the top level is not an object.
-fn read_body(text: &str) -> Result<Option<Body>, serde_json::Error> {
+fn read_body(text: &str) -> Result<Option<Body<'_>>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
     let Obj(body) = Obj::<Body>::deserialize(&mut de)?;
     // Trailing garbage after the object makes the body invalid JSON.
@@ -131,7 +133,7 @@ fn quote_huge_numbers(text: &str) -> String {
 }
 
 /// Applies the reading rules of `LIFECYCLE.md` to the deserialized views.
-fn snapshot(body: Body) -> Result<Snapshot, ParseError> {
+fn snapshot(body: Body<'_>) -> Result<Snapshot, ParseError> {
     let Body {
         incident,
         bare,
@@ -156,8 +158,8 @@ fn snapshot(body: Body) -> Result<Snapshot, ParseError> {
         .map(|raw| EventType::new(&raw))
         .unwrap_or_default();
 
-    let status = lower(incident.status);
-    let severity = lower(incident.severity);
+    let status = lower(incident.status).map(Cow::into_owned);
+    let severity = lower(incident.severity).map(Cow::into_owned);
     let open = incident
         .active
         .as_bool()
@@ -175,6 +177,7 @@ fn snapshot(body: Body) -> Result<Snapshot, ParseError> {
     let environment_id = meta_environment
         .into_id_text()
         .filter(|s| !s.is_empty())
+        .map(Cow::into_owned)
         .or(incident.environment.0.filter(|s| !s.is_empty()));
 
     let (alerts, title, description) = alerts_and_title(incident.alerts.0, &id);
@@ -198,20 +201,20 @@ fn snapshot(body: Body) -> Result<Snapshot, ParseError> {
         description,
         severity,
         status,
-        details: std::sync::Arc::new(Details {
+        details: std::sync::Arc::new(DetailsJson::new(&Details {
             alerts,
             incident_tags: incident.incident_tags.0,
             flapping: incident.flapping.as_bool(),
             snoozed: incident.snooze.0.or(incident.is_snoozed.as_bool()),
             in_maintenance: maintenance,
             start: incident.start.or(incident.started_on),
-        }),
+        })),
     })
 }
 
 /// The first candidate that is a non-empty string or number, validated. An empty candidate
 /// falls through to the next; if nothing else is found, the empty id is reported as invalid.
-fn incident_id_of<const N: usize>(candidates: [Any; N]) -> Result<String, ParseError> {
+fn incident_id_of<const N: usize>(candidates: [Any<'_>; N]) -> Result<String, ParseError> {
     let mut saw_empty = false;
     for candidate in candidates {
         let Some(id) = candidate.into_id_text() else {
@@ -232,7 +235,7 @@ fn incident_id_of<const N: usize>(candidates: [Any; N]) -> Result<String, ParseE
                 "contains control characters".to_owned(),
             ));
         }
-        return Ok(id);
+        return Ok(id.into_owned());
     }
     if saw_empty {
         Err(ParseError::InvalidIncidentId("empty".to_owned()))
@@ -241,14 +244,18 @@ fn incident_id_of<const N: usize>(candidates: [Any; N]) -> Result<String, ParseE
     }
 }
 
-/// A string field, trimmed and lower-cased; empty counts as absent.
-fn lower(v: Any) -> Option<String> {
-    let mut s = v.into_string()?;
-    if s.trim().len() != s.len() {
-        s = s.trim().to_owned();
+/// A string field, trimmed and lower-cased; empty counts as absent. Borrowed when it already
+/// is (the usual case).
+fn lower(v: Any<'_>) -> Option<Cow<'_, str>> {
+    let s = v.into_string()?;
+    let trimmed = s.trim();
+    if trimmed.is_empty() {
+        return None;
     }
-    s.make_ascii_lowercase();
-    (!s.is_empty()).then_some(s)
+    if trimmed.len() == s.len() && !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Some(s);
+    }
+    Some(Cow::Owned(trimmed.to_ascii_lowercase()))
 }
 
 /// How severe an alert status is, for picking the alert that names the incident:
@@ -264,13 +271,14 @@ fn severity_rank(status: Option<&str>) -> u8 {
 
 /// Converts the alerts and derives the title and description from the most severe one (the
 /// first among equals).
-fn alerts_and_title(
-    raw: Vec<dto::Alert>,
+fn alerts_and_title<'de>(
+    raw: Vec<dto::Alert<'de>>,
     incident_id: &str,
-) -> (Vec<IncidentAlert>, String, Option<String>) {
+) -> (Vec<IncidentAlert<Cow<'de, str>>>, String, Option<String>) {
     let mut alerts = Vec::with_capacity(raw.len());
     // (rank, index, primary_property, secondary_property) of the most severe alert so far.
-    let mut top: Option<(u8, usize, Option<String>, Option<String>)> = None;
+    type Property<'de> = Option<Cow<'de, str>>;
+    let mut top: Option<(u8, usize, Property<'de>, Property<'de>)> = None;
     for a in raw {
         let alert = IncidentAlert {
             id: a.id.into_id_text().or_else(|| a.alert_id.into_id_text()),
@@ -297,19 +305,19 @@ fn alerts_and_title(
     let Some(alert) = alerts.get(index) else {
         return (alerts, format!("BigPanda incident {incident_id}"), None);
     };
-    let tag_value = |name: Option<String>| -> Option<&str> {
+    let tag_value = |name: Property<'de>| -> Option<&str> {
         let name = name?;
         alert
             .tags
             .iter()
             .find(|(n, v)| *n == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     };
     let named: Vec<&str> = [tag_value(primary), tag_value(secondary)]
         .into_iter()
         .flatten()
         .collect();
-    let description = alert.description.clone();
+    let description = alert.description.as_deref().map(str::to_owned);
     let title = if !named.is_empty() {
         named.join(" / ")
     } else if let Some(d) = &description {

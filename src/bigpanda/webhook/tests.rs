@@ -20,6 +20,11 @@ fn ok(v: serde_json::Value) -> Snapshot {
     parse_json(v).expect("body should parse")
 }
 
+/// The snapshot's details, read back from the JSON they are kept as.
+fn details(snap: &Snapshot) -> Details {
+    snap.details.view().expect("details are valid JSON")
+}
+
 // --- shared fixtures -------------------------------------------------------------------------
 
 #[test]
@@ -72,7 +77,7 @@ fn fixture_01_new_is_open_with_title_from_the_critical_alert() {
     );
     assert_eq!(snap.severity.as_deref(), Some("critical"));
     assert_eq!(snap.status.as_deref(), Some("critical"));
-    let d = &snap.details;
+    let d = &details(&snap);
     assert_eq!(d.alerts.len(), 2);
     assert_eq!(d.alerts[0].id.as_deref(), Some("6553e1a0c2f4b10019a7d101"));
     assert_eq!(
@@ -95,7 +100,7 @@ fn fixture_02_updated_is_open_and_newer() {
     assert_eq!(snap.event_type.as_str(), "incident#updated");
     assert_eq!(snap.open, Some(true));
     assert_eq!(snap.version, Some(1_732_600_300_000));
-    assert_eq!(snap.details.alerts.len(), 3);
+    assert_eq!(details(&snap).alerts.len(), 3);
     assert_eq!(snap.title, "prod-db-1 / cpu_load");
 }
 
@@ -169,7 +174,7 @@ fn reference_api_v2_incident_object_parses() {
     assert_eq!(snap.status.as_deref(), Some("critical"));
     assert_eq!(snap.environment_id.as_deref(), Some("124312341234"));
     assert_eq!(
-        snap.details.alerts[0].id.as_deref(),
+        details(&snap).alerts[0].id.as_deref(),
         Some("65397b2eede0a80012631b0c")
     );
     // Its `activity.type` is nested, so it is not the event type.
@@ -364,19 +369,19 @@ fn v1_field_names() {
         }
     }));
     assert_eq!(snap.version, Some(1_700_000_200_000));
-    assert_eq!(snap.details.start, Some(1_700_000_000_000));
-    assert_eq!(snap.details.alerts[0].id.as_deref(), Some("a-1"));
-    assert_eq!(snap.details.alerts[0].status.as_deref(), Some("warning"));
-    assert_eq!(snap.details.snoozed, Some(true));
+    assert_eq!(details(&snap).start, Some(1_700_000_000_000));
+    assert_eq!(details(&snap).alerts[0].id.as_deref(), Some("a-1"));
+    assert_eq!(details(&snap).alerts[0].status.as_deref(), Some("warning"));
+    assert_eq!(details(&snap).snoozed, Some(true));
 }
 
 #[test]
 fn start_prefers_start_over_started_on() {
     let snap = ok(json!({"incident": {"id": "i", "started_on": 1_600_000_000,
                                       "start": 1_700_000_000}}));
-    assert_eq!(snap.details.start, Some(1_700_000_000_000));
+    assert_eq!(details(&snap).start, Some(1_700_000_000_000));
     let snap = ok(json!({"incident": {"id": "i", "started_on": 1_600_000_000}}));
-    assert_eq!(snap.details.start, Some(1_600_000_000_000));
+    assert_eq!(details(&snap).start, Some(1_600_000_000_000));
 }
 
 #[test]
@@ -466,7 +471,7 @@ fn tags_as_list_or_map_with_non_string_values() {
         "incident_tags": [{"id": "priority", "value": "P1"}, {"name": "team", "value": "db"},
                           {"id": "owners", "value": ["ann", "bob"]}]
     }}));
-    let alerts = &snap.details.alerts;
+    let alerts = &details(&snap).alerts;
     let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
         v.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -487,7 +492,7 @@ fn tags_as_list_or_map_with_non_string_values() {
     );
     assert!(alerts[2].tags.is_empty());
     assert_eq!(
-        snap.details.incident_tags,
+        details(&snap).incident_tags,
         pairs(&[
             ("priority", "P1"),
             ("team", "db"),
@@ -501,7 +506,7 @@ fn flags_flapping_snooze_maintenance() {
     let d = |incident: serde_json::Value| {
         let mut incident = incident;
         incident["id"] = json!("i");
-        ok(json!({ "incident": incident })).details
+        details(&ok(json!({ "incident": incident })))
     };
     let details =
         d(json!({"flapping": true, "snooze": {"snoozed": true}, "maintenance": {"id": "m"}}));
@@ -521,7 +526,7 @@ fn flags_flapping_snooze_maintenance() {
     assert_eq!(d(json!({"maintenance": true})).in_maintenance, Some(true));
     assert_eq!(d(json!({"snooze": true})).snoozed, Some(true));
     assert_eq!(d(json!({"is_snoozed": false})).snoozed, Some(false));
-    assert_eq!(*d(json!({})), Details::default());
+    assert_eq!(d(json!({})), Details::default());
 }
 
 #[test]
@@ -535,7 +540,7 @@ fn missing_content_still_parses() {
     assert_eq!(snap.severity, None);
     assert_eq!(snap.status, None);
     assert_eq!(snap.description, None);
-    assert_eq!(*snap.details, Details::default());
+    assert_eq!(details(&snap), Details::default());
 }
 
 #[test]
@@ -556,7 +561,7 @@ fn wrong_types_for_optional_fields_are_absent() {
     assert_eq!(snap.open, None);
     assert_eq!(snap.version, None);
     assert_eq!(snap.environment_id, None);
-    assert_eq!(*snap.details, Details::default());
+    assert_eq!(details(&snap), Details::default());
     // A non-object `incident` falls back to the bare reading.
     let snap = ok(json!({"incident": "x", "id": "bare"}));
     assert_eq!(snap.incident_id, "bare");
@@ -568,7 +573,7 @@ fn numeric_ids_become_decimal_text() {
     assert_eq!(ok(json!({"incident": {"id": -7}})).incident_id, "-7");
     assert_eq!(ok(json!({"incident_id": 42})).incident_id, "42");
     let snap = ok(json!({"incident": {"id": 1, "alerts": [{"id": 99}]}}));
-    assert_eq!(snap.details.alerts[0].id.as_deref(), Some("99"));
+    assert_eq!(details(&snap).alerts[0].id.as_deref(), Some("99"));
 }
 
 #[test]
@@ -576,6 +581,54 @@ fn escaped_keys_and_values_are_read() {
     let snap = parse(br#"{"incident":{"\u0069d":"a\"b","status":"\u004Fk"}}"#).expect("parses");
     assert_eq!(snap.incident_id, "a\"b");
     assert_eq!(snap.open, Some(false));
+}
+
+#[test]
+fn escaped_and_unnormalised_strings_in_details_are_kept_as_their_text() {
+    let snap = parse(
+        br#"{"incident":{"id":"i","alerts":[{"id":"a\u00e9","status":" CRITICAL ",
+            "description":"line 1\nline \"2\"","tags":{"h\/ost":"db\t1","n":7,"l":["x"]}}],
+            "incident_tags":[{"name":"team","value":"sre\\eu"}]}}"#,
+    )
+    .expect("parses");
+    let d = details(&snap);
+    let alert = &d.alerts[0];
+    assert_eq!(alert.id.as_deref(), Some("a\u{e9}"));
+    assert_eq!(alert.status.as_deref(), Some("critical"));
+    assert_eq!(alert.description.as_deref(), Some("line 1\nline \"2\""));
+    assert_eq!(
+        alert.tags,
+        [
+            ("h/ost".to_owned(), "db\t1".to_owned()),
+            ("n".to_owned(), "7".to_owned()),
+            ("l".to_owned(), r#"["x"]"#.to_owned()),
+        ]
+    );
+    assert_eq!(d.incident_tags, [("team".to_owned(), "sre\\eu".to_owned())]);
+    assert_eq!(snap.description.as_deref(), Some("line 1\nline \"2\""));
+}
+
+/// Details are kept as text and compared, stored and digested as text: that text must be
+/// exactly what the typed view serialises to, as records written before it hold.
+#[test]
+fn details_text_is_the_typed_serialisation() {
+    for name in [
+        "01-new.json",
+        "02-updated.json",
+        "03-closed.json",
+        "04-reopen.json",
+    ] {
+        let snap = parse(&fixture(name)).expect("fixture parses");
+        let typed = details(&snap);
+        assert!(!typed.alerts.is_empty(), "{name} has alerts");
+        assert_eq!(
+            snap.details.as_json(),
+            serde_json::to_string(&typed).expect("serialises"),
+            "{name}"
+        );
+    }
+    let empty = ok(json!({"id": "i"}));
+    assert_eq!(empty.details.as_json(), "{}");
 }
 
 // --- refusals --------------------------------------------------------------------------------
@@ -696,7 +749,7 @@ fn huge_numbers_do_not_error() {
     let snap = parse(body.as_bytes()).expect("huge numbers are ignored");
     assert_eq!(snap.version, Some(1_700_000_000_000));
     assert_eq!(
-        snap.details.incident_tags,
+        details(&snap).incident_tags,
         vec![
             ("big".to_owned(), "1e400".to_owned()),
             ("s".to_owned(), "1e400 stays".to_owned())
@@ -722,7 +775,7 @@ fn ten_thousand_alerts_parse() {
         .to_string();
     assert!(body.len() < 1 << 20, "body is {} bytes", body.len());
     let snap = parse(body.as_bytes()).expect("large body parses");
-    assert_eq!(snap.details.alerts.len(), 10_000);
+    assert_eq!(details(&snap).alerts.len(), 10_000);
     assert_eq!(snap.title, "h7777");
 }
 
@@ -851,6 +904,6 @@ proptest! {
         prop_assert_eq!(snap.event_type.as_str(), event.to_ascii_lowercase());
         let want = if updated < 100_000_000_000 { updated * 1000 } else { updated };
         prop_assert_eq!(snap.version, Some(want as i64));
-        prop_assert_eq!(snap.details.alerts.len(), 1);
+        prop_assert_eq!(details(&snap).alerts.len(), 1);
     }
 }
