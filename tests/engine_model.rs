@@ -362,7 +362,12 @@ async fn check_all(
             }
         }
     }
-    prop_assert_eq!(store.count_alerts(), created, "alert count after {}", what);
+    prop_assert_eq!(
+        store.count_alerts().expect("count"),
+        created,
+        "alert count after {}",
+        what
+    );
     let owed: usize = incidents
         .iter()
         .filter_map(|i| i.model.as_ref())

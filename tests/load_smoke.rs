@@ -78,7 +78,7 @@ fn seed_store_writes_incidents_the_daemon_then_lists() {
         &pandabridge::store::StoreOptions::default(),
     )
     .unwrap();
-    assert_eq!(store.count_alerts(), 120);
+    assert_eq!(store.count_alerts().expect("count"), 120);
     let (page, _) = store
         .list_alerts(&Default::default(), 1, None)
         .expect("list");

@@ -3,8 +3,14 @@
 //!
 //! Writers append a record to the pending group and await it; the flusher repeatedly takes the
 //! whole group, lingers briefly under load so that more writers join, writes and syncs it,
-//! applies it to sled in order, and only then answers the waiters. So sled never holds a write that is not durable, readers never see one that was
-//! not acknowledged, and a group that fails leaves no trace anyone can read.
+//! answers the waiters, and then applies the group to sled in order. So sled never holds a
+//! write that is not durable, readers never see one that was not acknowledged, and a group that
+//! fails leaves no trace anyone can read.
+//!
+//! Answering before applying takes sled's work (most of this thread's) off every writer's
+//! wait. What a read must still see, every write acknowledged before it began, is kept by
+//! [`GroupCommit::wait_applied`]: a read first waits until the groups answered so far are
+//! applied (at most one group's apply, and nothing at all when none is in progress).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -32,6 +38,20 @@ pub(super) struct GroupCommit {
     /// Flushes done, and writers they covered: their ratio is the mean group size.
     pub(super) flushes: AtomicU64,
     pub(super) flushed_waiters: AtomicU64,
+    visibility: Visibility,
+}
+
+/// How far sled is behind the acknowledgements: groups answered as durable, and groups applied.
+/// A group's count moves to `durable` before its waiters are answered, so a read that begins
+/// after an answer waits for that group.
+#[derive(Default)]
+struct Visibility {
+    durable: AtomicU64,
+    applied: AtomicU64,
+    /// Set when a durable group could not be applied (or the flusher died): reads fail from
+    /// then on instead of waiting for what will not come, until a restart replays the log.
+    failed: Mutex<Option<StoreError>>,
+    applied_now: Condvar,
 }
 
 /// Resolves once every write appended before it was issued is durable and readable.
@@ -39,11 +59,14 @@ pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
 
 /// Where the flusher commits groups: the write-ahead log, then sled (`wal::WalWriter`).
 pub(super) trait Sink: Send + 'static {
-    /// Makes one group durable, then applies it. On error nothing of the group is applied, now
-    /// or at the next start (unless the disk refuses even to cut the failed group off the log,
-    /// which is logged). An empty group, sent once a second when idle, writes nothing unless
-    /// the last write failed: then it is the probe that finds out whether the disk is back.
-    fn commit(&mut self, group: &[u8]) -> Result<(), StoreError>;
+    /// Makes one group durable. On error nothing of the group is applied, now or at the next
+    /// start (unless the disk refuses even to cut the failed group off the log, which is
+    /// logged). An empty group, sent once a second when idle, writes nothing unless the last
+    /// write failed: then it is the probe that finds out whether the disk is back.
+    fn write(&mut self, group: &[u8]) -> Result<(), StoreError>;
+    /// Applies a group that `write` made durable (an empty one applies nothing). An error is
+    /// final for this process: the group stays in the log for the next start to apply.
+    fn apply(&mut self, group: &[u8]) -> Result<(), StoreError>;
     /// Called once at stop, after the last group.
     fn finish(&mut self);
 }
@@ -62,6 +85,7 @@ impl GroupCommit {
             thread: Mutex::new(None),
             flushes: AtomicU64::new(0),
             flushed_waiters: AtomicU64::new(0),
+            visibility: Visibility::default(),
         });
         let worker = Arc::clone(&gc);
         let handle = std::thread::Builder::new()
@@ -137,7 +161,12 @@ impl GroupCommit {
                 (std::mem::take(&mut q.waiters), q.stopping)
             };
             last_group = waiters.len();
-            let result = sink.commit(&group);
+            let result = sink.write(&group);
+            let answered = if waiters.is_empty() || result.is_err() {
+                None
+            } else {
+                Some(self.visibility.durable.fetch_add(1, Ordering::AcqRel) + 1)
+            };
             if !waiters.is_empty() {
                 if let Err(e) = &result {
                     tracing::error!(error = %e, waiters = waiters.len(), "Store write failed; the writes in this group are not acknowledged.");
@@ -149,6 +178,16 @@ impl GroupCommit {
             for w in waiters {
                 let _ = w.send(result.clone());
             }
+            if result.is_ok() {
+                match sink.apply(&group) {
+                    Ok(()) => {
+                        if let Some(n) = answered {
+                            self.visibility.applied_upto(n);
+                        }
+                    }
+                    Err(e) => self.visibility.fail(e),
+                }
+            }
             if stopping {
                 // Nothing can be appended or awaited once stopping is set: that was the last.
                 sink.finish();
@@ -158,12 +197,40 @@ impl GroupCommit {
     }
 
     /// After the thread ends (stopped, or a panic): nothing can be appended any more and no
-    /// waiter is left hanging.
+    /// waiter is left hanging, nor any reader once a group answered is left unapplied.
     fn refuse_writes(&self) {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         q.stopping = true;
         for w in q.waiters.drain(..) {
             let _ = w.send(Err(StoreError::Closed));
+        }
+        drop(q);
+        let v = &self.visibility;
+        if v.applied.load(Ordering::Acquire) < v.durable.load(Ordering::Acquire) {
+            v.fail(StoreError::Closed);
+        }
+    }
+
+    /// Returns once every group answered before the call is applied to sled, so that a read
+    /// made next sees every acknowledged write. Immediate unless a group is being applied.
+    pub(super) fn wait_applied(&self) -> Result<(), StoreError> {
+        let v = &self.visibility;
+        let target = v.durable.load(Ordering::Acquire);
+        if v.applied.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let mut failed = v.failed.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if v.applied.load(Ordering::Acquire) >= target {
+                return Ok(());
+            }
+            if let Some(e) = failed.as_ref() {
+                return Err(e.clone());
+            }
+            failed = v
+                .applied_now
+                .wait(failed)
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -177,5 +244,114 @@ impl GroupCommit {
         if let Some(h) = handle {
             let _ = h.join();
         }
+    }
+}
+
+impl Visibility {
+    fn applied_upto(&self, n: u64) {
+        // Stored under the lock, so that a reader between its check and its wait cannot miss
+        // the notification.
+        let _guard = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        self.applied.store(n, Ordering::Release);
+        self.applied_now.notify_all();
+    }
+
+    fn fail(&self, e: StoreError) {
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        failed.get_or_insert(e);
+        self.applied_now.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+
+    /// A sink whose writes succeed at once and whose applies wait for the test's go.
+    struct GatedApply {
+        go: mpsc::Receiver<()>,
+        applied: Arc<AtomicBool>,
+        fail: bool,
+    }
+
+    impl Sink for GatedApply {
+        fn write(&mut self, _group: &[u8]) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn apply(&mut self, group: &[u8]) -> Result<(), StoreError> {
+            if group.is_empty() {
+                return Ok(());
+            }
+            let _ = self.go.recv();
+            if self.fail {
+                return Err(StoreError::Io("injected apply failure".into()));
+            }
+            self.applied.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+        fn finish(&mut self) {}
+    }
+
+    fn gated(fail: bool) -> (Arc<GroupCommit>, mpsc::Sender<()>, Arc<AtomicBool>) {
+        let (go, wait) = mpsc::channel();
+        let applied = Arc::new(AtomicBool::new(false));
+        let sink = GatedApply {
+            go: wait,
+            applied: Arc::clone(&applied),
+            fail,
+        };
+        let gc = GroupCommit::start(sink, Duration::ZERO).expect("flusher starts");
+        (gc, go, applied)
+    }
+
+    #[tokio::test]
+    async fn writers_are_answered_before_the_apply_and_reads_wait_for_it() {
+        let (gc, go, applied) = gated(false);
+        let durable = gc.append(b"record").expect("appended");
+        durable.await.expect("answered").expect("durable");
+        assert!(
+            !applied.load(Ordering::SeqCst),
+            "answered while the apply waits"
+        );
+
+        let reader = {
+            let gc = Arc::clone(&gc);
+            let applied = Arc::clone(&applied);
+            std::thread::spawn(move || gc.wait_applied().map(|()| applied.load(Ordering::SeqCst)))
+        };
+        // Let the reader reach its wait while the apply is still held back.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !reader.is_finished(),
+            "a read after the answer waits for the apply"
+        );
+        go.send(()).expect("apply released");
+        let saw_applied = reader.join().expect("reader thread").expect("read allowed");
+        assert!(
+            saw_applied,
+            "the read went ahead only once the group was applied"
+        );
+        gc.wait_applied().expect("nothing in progress: no wait");
+        gc.stop();
+    }
+
+    #[tokio::test]
+    async fn a_group_that_cannot_be_applied_fails_reads_instead_of_hanging_them() {
+        let (gc, go, applied) = gated(true);
+        go.send(()).expect("apply released");
+        let durable = gc.append(b"record").expect("appended");
+        durable
+            .await
+            .expect("answered")
+            .expect("durable in the log");
+        let read = gc.wait_applied();
+        assert!(
+            read.is_err(),
+            "reads fail once a durable group cannot be applied"
+        );
+        assert!(!applied.load(Ordering::SeqCst));
+        gc.stop();
     }
 }

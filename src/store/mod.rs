@@ -630,8 +630,15 @@ impl Store {
         self.commit.stop();
     }
 
+    /// The tree, once every write acknowledged so far is applied to it: what every read goes
+    /// through (see `GroupCommit::wait_applied`).
+    fn visible(&self) -> Result<&sled::Db, StoreError> {
+        self.commit.wait_applied()?;
+        Ok(&self.tree)
+    }
+
     fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.tree.get(k)? {
+        match self.visible()?.get(k)? {
             Some(v) => decode(k, &v).map(Some),
             None => Ok(None),
         }
@@ -672,7 +679,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<(Alert, H)>, StoreError> {
         let k = alert_key(id);
-        match self.tree.get(&k)? {
+        match self.visible()?.get(&k)? {
             Some(v) => decode_alert(&k, &v).map(Some),
             None => Ok(None),
         }
@@ -684,7 +691,7 @@ impl Store {
         incident_id: &str,
     ) -> Result<Option<String>, StoreError> {
         Ok(self
-            .tree
+            .visible()?
             .get(incident_key(source_id, incident_id))?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
@@ -743,7 +750,7 @@ impl Store {
             })?;
         let prefix = key(&[b"h:", alert_id.as_bytes(), b":"]);
         let mut out = Vec::with_capacity(usize::try_from(alert.history_len.min(1024)).unwrap_or(0));
-        for kv in self.tree.scan_prefix(&prefix) {
+        for kv in self.visible()?.scan_prefix(&prefix) {
             let (k, v) = kv?;
             decode_history(&k, &v, upto, &mut out)?;
         }
@@ -764,7 +771,7 @@ impl Store {
             if let Some(inc) = &filter.incident_id {
                 // An incident has one alert per source: its `n:` keys, sorted here.
                 let mut ids = self
-                    .tree
+                    .visible()?
                     .scan_prefix(key(&[b"n:", inc.as_bytes(), b"\0"]))
                     .values()
                     .map(|v| Ok(String::from_utf8_lossy(&v?).into_owned()))
@@ -792,7 +799,7 @@ impl Store {
                     }
                 };
                 let skip = prefix.len();
-                Box::new(self.tree.range(prefix..upper).rev().map(move |kv| {
+                Box::new(self.visible()?.range(prefix..upper).rev().map(move |kv| {
                     let (k, _) = kv?;
                     Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
                 }))
@@ -829,15 +836,15 @@ impl Store {
         Ok((out, next))
     }
 
-    pub fn count_alerts(&self) -> usize {
-        self.tree.scan_prefix(b"a:").count()
+    pub fn count_alerts(&self) -> Result<usize, StoreError> {
+        Ok(self.visible()?.scan_prefix(b"a:").count())
     }
 
     // ----- outbox -------------------------------------------------------------------------
 
     /// Every pending outbound message, oldest alert first.
     pub fn outbox(&self) -> Result<Vec<Outbound>, StoreError> {
-        self.tree
+        self.visible()?
             .scan_prefix(b"o:")
             .map(|kv| {
                 let (k, v) = kv?;
@@ -860,7 +867,7 @@ impl Store {
     }
 
     pub fn sources(&self) -> Result<Vec<SourceRecord>, StoreError> {
-        self.tree
+        self.visible()?
             .scan_prefix(b"s:")
             .map(|kv| {
                 let (k, v) = kv?;

@@ -227,7 +227,7 @@ async fn many_concurrent_writers_share_flushes() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    assert_eq!(store.count_alerts(), 64);
+    assert_eq!(store.count_alerts().expect("count"), 64);
     // The name's claim: writers share commits (one fdatasync takes far longer than 64 appends).
     let (commits, writes) = store.flush_stats();
     assert_eq!(writes, 64);
@@ -439,7 +439,7 @@ async fn history_moves_to_chunks_and_reads_back_whole_in_order() {
         assert_eq!(Some(&loaded), stored.as_ref(), "after {upto}");
         assert_eq!(loaded.tail.len, upto as usize % HISTORY_CHUNK);
     }
-    let chunks = store.tree.scan_prefix(b"h:01H:").count();
+    let chunks = store.visible().unwrap().scan_prefix(b"h:01H:").count();
     assert_eq!(chunks, 3, "25 entries: three chunks of 8 and a tail of 1");
 }
 
@@ -453,7 +453,7 @@ async fn a_history_read_racing_a_chunk_move_sees_each_entry_once() {
     let moved = key(&[b"h:01I:", &8u64.to_be_bytes()]);
     let mut chunk = Vec::new();
     stored.tail.encode_chunk(&mut chunk);
-    store.tree.insert(moved, chunk).unwrap();
+    store.visible().unwrap().insert(moved, chunk).unwrap();
     assert_eq!(
         versions(&store.history("01I").unwrap()),
         (0..12).collect::<Vec<_>>()
@@ -478,55 +478,94 @@ async fn upgrade_from(from: u8) {
         )
         .await;
         store
-            .tree
+            .visible()
+            .unwrap()
             .remove(incident_key("s", &format!("bulk-{i}")))
             .unwrap();
         store
-            .tree
+            .visible()
+            .unwrap()
             .insert(format!("i:s\0bulk-{i}"), id.as_bytes())
             .unwrap();
         store
-            .tree
+            .visible()
+            .unwrap()
             .insert(format!("xn:bulk-{i}\0{id}"), &[][..])
             .unwrap();
     }
     // Store format 1 had record format 1: a bare alert record, one key per history entry.
     if from == 1 {
-        for kv in store.tree.scan_prefix(b"h:01J:") {
-            store.tree.remove(kv.unwrap().0).unwrap();
+        for kv in store.visible().unwrap().scan_prefix(b"h:01J:") {
+            store.visible().unwrap().remove(kv.unwrap().0).unwrap();
         }
         for (seq, entry) in history.iter().enumerate() {
             let mut v = Vec::new();
             encode_into(entry, &mut v);
             store
-                .tree
+                .visible()
+                .unwrap()
                 .insert(history_key("01J", seq as u64), v)
                 .unwrap();
         }
         let mut v = Vec::new();
         encode_into(&stored.alert, &mut v);
-        store.tree.insert(alert_key("01J"), v).unwrap();
+        store
+            .visible()
+            .unwrap()
+            .insert(alert_key("01J"), v)
+            .unwrap();
     }
     // Its incident key as `i:<source>\0<incident>`, with the `xn:` index of then.
-    store.tree.remove(incident_key("s", "inc")).unwrap();
-    store.tree.insert(b"i:s\0inc", &b"01J"[..]).unwrap();
-    store.tree.insert(b"xn:inc\x0001J", &[][..]).unwrap();
+    store
+        .visible()
+        .unwrap()
+        .remove(incident_key("s", "inc"))
+        .unwrap();
+    store
+        .visible()
+        .unwrap()
+        .insert(b"i:s\0inc", &b"01J"[..])
+        .unwrap();
+    store
+        .visible()
+        .unwrap()
+        .insert(b"xn:inc\x0001J", &[][..])
+        .unwrap();
     // The same incident id in another source, as an upgrade cut short by a crash leaves it:
     // its key already moved, its `xn:` entry not yet removed.
     apply(&store, "s2", Input::Webhook(snap("inc", true, 1)), "01J2").await;
-    store.tree.insert(b"xn:inc\x0001J2", &[][..]).unwrap();
-    store.tree.insert(FORMAT_KEY, &[from]).unwrap();
+    store
+        .visible()
+        .unwrap()
+        .insert(b"xn:inc\x0001J2", &[][..])
+        .unwrap();
+    store
+        .visible()
+        .unwrap()
+        .insert(FORMAT_KEY, &[from])
+        .unwrap();
     store.close();
     drop(store);
 
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     assert_eq!(
-        store.tree.get(FORMAT_KEY).unwrap().unwrap().as_ref(),
+        store
+            .visible()
+            .unwrap()
+            .get(FORMAT_KEY)
+            .unwrap()
+            .unwrap()
+            .as_ref(),
         [STORE_FORMAT]
     );
-    assert_eq!(store.tree.scan_prefix(b"i:").count(), 0);
-    assert_eq!(store.tree.scan_prefix(b"xn:").count(), 0);
-    assert!(store.tree.get(UPGRADING_KEY).unwrap().is_none());
+    assert_eq!(store.visible().unwrap().scan_prefix(b"i:").count(), 0);
+    assert_eq!(store.visible().unwrap().scan_prefix(b"xn:").count(), 0);
+    assert!(store
+        .visible()
+        .unwrap()
+        .get(UPGRADING_KEY)
+        .unwrap()
+        .is_none());
     assert_eq!(
         store.alert_id_for("s2", "inc").unwrap().as_deref(),
         Some("01J2")
@@ -575,9 +614,17 @@ async fn format_2_store() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     apply(&store, "s", Input::Webhook(snap("inc", true, 1)), "01P").await;
-    store.tree.remove(incident_key("s", "inc")).unwrap();
-    store.tree.insert(b"i:s\0inc", &b"01P"[..]).unwrap();
-    store.tree.insert(FORMAT_KEY, &[2]).unwrap();
+    store
+        .visible()
+        .unwrap()
+        .remove(incident_key("s", "inc"))
+        .unwrap();
+    store
+        .visible()
+        .unwrap()
+        .insert(b"i:s\0inc", &b"01P"[..])
+        .unwrap();
+    store.visible().unwrap().insert(FORMAT_KEY, &[2]).unwrap();
     store.close();
     dir
 }
@@ -597,8 +644,13 @@ async fn an_upgrade_cut_short_is_finished_by_the_next_open() {
         store.alert_id_for("s", "inc").unwrap().as_deref(),
         Some("01P")
     );
-    assert_eq!(store.tree.scan_prefix(b"i:").count(), 0);
-    assert!(store.tree.get(UPGRADING_KEY).unwrap().is_none());
+    assert_eq!(store.visible().unwrap().scan_prefix(b"i:").count(), 0);
+    assert!(store
+        .visible()
+        .unwrap()
+        .get(UPGRADING_KEY)
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
@@ -621,15 +673,19 @@ async fn an_upgrade_also_moves_the_keys_an_older_binarys_wal_replays() {
         store.alert_id_for("s", "inc").unwrap().as_deref(),
         Some("01P")
     );
-    assert_eq!(store.tree.scan_prefix(b"i:").count(), 0);
-    assert_eq!(store.tree.scan_prefix(b"xn:").count(), 0);
+    assert_eq!(store.visible().unwrap().scan_prefix(b"i:").count(), 0);
+    assert_eq!(store.visible().unwrap().scan_prefix(b"xn:").count(), 0);
 }
 
 #[test]
 fn a_store_of_a_newer_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    store.tree.insert(FORMAT_KEY, &[STORE_FORMAT + 1]).unwrap();
+    store
+        .visible()
+        .unwrap()
+        .insert(FORMAT_KEY, &[STORE_FORMAT + 1])
+        .unwrap();
     store.close();
     drop(store);
     let err = Store::open(dir.path(), &StoreOptions::default())
@@ -672,14 +728,14 @@ async fn a_failed_step_that_would_move_the_tail_can_be_retried_as_it_was() {
     let (durable, _) = store.write_step(Some(&stored), &s).unwrap();
     assert_eq!(durable.await.unwrap(), Err(StoreError::Injected));
     store.faults().set_failing_flushes(false);
-    assert_eq!(store.tree.scan_prefix(b"h:01L:").count(), 0);
+    assert_eq!(store.visible().unwrap().scan_prefix(b"h:01L:").count(), 0);
     assert_eq!(
         versions(&store.history("01L").unwrap()),
         (0..7).collect::<Vec<_>>()
     );
     // The writer kept its state, so the same step goes again.
     commit(&store, Some(&stored), &s).await;
-    assert_eq!(store.tree.scan_prefix(b"h:01L:").count(), 1);
+    assert_eq!(store.visible().unwrap().scan_prefix(b"h:01L:").count(), 1);
     assert_eq!(
         versions(&store.history("01L").unwrap()),
         [0, 1, 2, 3, 4, 5, 6, 8]
@@ -723,7 +779,8 @@ async fn history_reads_back_every_step_entry_across_multi_entry_steps() {
         assert_eq!(store.load_alert("s", "inc").unwrap(), stored);
     }
     let sizes: Vec<usize> = store
-        .tree
+        .visible()
+        .unwrap()
         .scan_prefix(b"h:01M:")
         .map(|kv| {
             let v = kv.unwrap().1;

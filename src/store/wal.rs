@@ -465,7 +465,7 @@ fn probe_record() -> Vec<u8> {
 }
 
 impl super::commit::Sink for WalWriter {
-    fn commit(&mut self, group: &[u8]) -> Result<(), StoreError> {
+    fn write(&mut self, group: &[u8]) -> Result<(), StoreError> {
         // An empty group is the degraded store's probe: write a real record, since an empty
         // write succeeds even on a full disk.
         let probe;
@@ -477,41 +477,40 @@ impl super::commit::Sink for WalWriter {
         } else {
             return Ok(());
         };
-        let before = self.written;
         let was_degraded = self.faults.is_degraded();
-        let result = self.write_group(group).and_then(|()| {
-            let applied = match apply_records(&self.db, group) {
-                Ok((_, [])) => Ok(()),
-                Ok((_, rest)) => Err(StoreError::Corrupt {
-                    key: "write-ahead log group".into(),
-                    reason: format!("{} bytes are not a whole record", rest.len()),
-                }),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = &applied {
-                // sled failed (its errors are sticky): the group must not come back at the next
-                // start, and no later group can be applied either, so the store stops taking
-                // writes until a restart (`/readyz` says so).
-                tracing::error!(error = %e, "The store could not apply a durable group; it refuses writes until pandabridge is restarted.");
-                self.cut_back(before);
-                self.written = before;
-                self.broken = Some(e.clone());
-            }
-            applied
-        });
-        let result = self.faults.record(result);
+        let written = self.write_group(group);
+        let result = self.faults.record(written);
         if result.is_ok() && was_degraded {
             tracing::info!("The store accepts writes again.");
         }
-        if result.is_ok()
-            && self.written > 0
+        result
+    }
+
+    fn apply(&mut self, group: &[u8]) -> Result<(), StoreError> {
+        let applied = match apply_records(&self.db, group) {
+            Ok((_, [])) => Ok(()),
+            Ok((_, rest)) => Err(StoreError::Corrupt {
+                key: "write-ahead log group".into(),
+                reason: format!("{} bytes are not a whole record", rest.len()),
+            }),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &applied {
+            // sled failed (its errors are sticky). The group's writers were answered: it stays
+            // in the log, and the next start applies it. Until then no later group can be
+            // applied, so the store refuses writes and reads (`/readyz` says so).
+            tracing::error!(error = %e, "The store could not apply a durable group; it refuses writes and reads until pandabridge is restarted, which applies the group from the write-ahead log.");
+            self.broken = Some(e.clone());
+            return self.faults.record(applied);
+        }
+        if self.written > 0
             && (self.written >= CHECKPOINT_BYTES || self.opened_at.elapsed() >= CHECKPOINT_EVERY)
         {
             if let Err(e) = self.rotate() {
                 tracing::warn!(error = %e, "Could not start a new write-ahead log file; the next group retries.");
             }
         }
-        result
+        Ok(())
     }
 
     /// Checkpoints the current file too (on close: every record is applied) and stops.
