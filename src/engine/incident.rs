@@ -75,8 +75,30 @@ pub struct IncidentArgs {
 
 pub struct IncidentState {
     key: AlertKey,
-    alert: Option<StoredAlert>,
+    /// `None` until the first input that needs it reads the alert from the store.
+    alert: Option<Option<StoredAlert>>,
     shared: Arc<Shared>,
+}
+
+impl IncidentState {
+    /// The stored alert, read on first use. Not in `pre_start`: the router awaits that, and
+    /// a store read there would hold up the routing of every other incident meanwhile. A read
+    /// that fails is answered to the input that needed it and tried again by the next one.
+    fn load(&mut self) -> Result<(), EngineError> {
+        if self.alert.is_none() {
+            let stored = self
+                .shared
+                .store
+                .load_alert(&self.key.source_id, &self.key.incident_id)?;
+            self.alert = Some(stored);
+        }
+        Ok(())
+    }
+
+    /// The alert as stored (once `load` succeeded); `None` for an incident not seen yet.
+    fn stored(&self) -> Option<&StoredAlert> {
+        self.alert.as_ref().and_then(Option::as_ref)
+    }
 }
 
 impl Actor for IncidentActor {
@@ -89,13 +111,9 @@ impl Actor for IncidentActor {
         _myself: ActorRef<Self::Msg>,
         args: IncidentArgs,
     ) -> Result<IncidentState, ActorProcessingErr> {
-        let alert = args
-            .shared
-            .store
-            .load_alert(&args.key.source_id, &args.key.incident_id)?;
         Ok(IncidentState {
             key: args.key,
-            alert,
+            alert: None,
             shared: args.shared,
         })
     }
@@ -123,13 +141,14 @@ impl Actor for IncidentActor {
                 let _ = reply.send(result);
             }
             IncidentMsg::ClaimClose { epoch, reply } => {
-                let claim = state
-                    .alert
-                    .as_ref()
-                    .map(|s| &s.alert)
-                    .filter(|a| a.close_claimable(epoch))
-                    .cloned();
-                let _ = reply.send(Ok(claim));
+                let claim = state.load().map(|()| {
+                    state
+                        .stored()
+                        .map(|s| &s.alert)
+                        .filter(|a| a.close_claimable(epoch))
+                        .cloned()
+                });
+                let _ = reply.send(claim);
             }
             IncidentMsg::Retire => myself.stop(None),
         }
@@ -142,21 +161,23 @@ impl Actor for IncidentActor {
 /// neither memory nor the store runs ahead of what callers were told. Waiting here serialises
 /// only this incident's inputs on the flush; other incidents share the same group commit.
 async fn apply(state: &mut IncidentState, input: Arc<Input>) -> Result<Pending, EngineError> {
+    state.load()?;
+    let stored = state.stored();
     let shared = &state.shared;
     let ctx = Ctx {
         now: super::now_millis(),
-        new_alert_id: if state.alert.is_none() {
+        new_alert_id: if stored.is_none() {
             shared.new_alert_id()
         } else {
             String::new()
         },
         source_id: state.key.source_id.clone(),
     };
-    let Some(step) = lifecycle::step(state.alert.as_ref().map(|s| &s.alert), &input, &ctx) else {
+    let Some(step) = lifecycle::step(stored.map(|s| &s.alert), &input, &ctx) else {
         return Err(EngineError::NotFound);
     };
     // Nothing of the step is readable, nor survives a restart, unless this resolves with Ok.
-    let (durable, tail) = shared.store.write_step(state.alert.as_ref(), &step)?;
+    let (durable, tail) = shared.store.write_step(stored, &step)?;
     durable
         .await
         .unwrap_or(Err(crate::store::StoreError::Closed))?;
@@ -174,7 +195,7 @@ async fn apply(state: &mut IncidentState, input: Arc<Input>) -> Result<Pending, 
     if matches!(*input, Input::Webhook(_)) {
         shared.metrics.count_outcome(step.outcome);
     }
-    state.alert = Some(StoredAlert::after(&step, tail));
+    state.alert = Some(Some(StoredAlert::after(&step, tail)));
     Ok(Pending {
         alert: step.alert,
         outcome: step.outcome,

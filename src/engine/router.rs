@@ -194,8 +194,8 @@ impl RouterState {
                     },
                 );
             }
-            // pre_start failed (the store could not be read): the waiting callers see their
-            // reply ports dropped and answer 503.
+            // ractor could not start the actor: the waiting callers see their reply ports
+            // dropped and answer 503.
             Err(e) => {
                 tracing::warn!(incident_id = %key.incident_id, error = %e, "Could not start the incident actor.")
             }
