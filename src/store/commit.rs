@@ -3,14 +3,16 @@
 //!
 //! Writers append a record to the pending group and await it; the flusher repeatedly takes the
 //! whole group, lingers briefly under load so that more writers join, writes and syncs it,
-//! answers the waiters, and then applies the group to sled in order. So sled never holds a
-//! write that is not durable, readers never see one that was not acknowledged, and a group that
-//! fails leaves no trace anyone can read.
+//! answers the waiters, and hands the group to the apply thread, which applies groups to sled
+//! in order. So sled never holds a write that is not durable, readers never see one that was
+//! not acknowledged, and a group that fails leaves no trace anyone can read.
 //!
-//! Answering before applying takes sled's work (most of this thread's) off every writer's
-//! wait. What a read must still see, every write acknowledged before it began, is kept by
-//! [`GroupCommit::wait_applied`]: a read first waits until the groups answered so far are
-//! applied (at most one group's apply, and nothing at all when none is in progress).
+//! Answering before applying, and applying on a thread of its own, takes sled's work off
+//! every writer's wait, and a sled insert that stalls (a node split waiting for sled's log,
+//! several milliseconds now and then) off the next group's. What a read must still see, every
+//! write acknowledged before it began, is kept by [`GroupCommit::wait_applied`]: a read first
+//! waits until the groups answered so far are applied (nothing at all when the apply thread
+//! has caught up).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -57,19 +59,43 @@ struct Visibility {
 /// Resolves once every write appended before it was issued is durable and readable.
 pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
 
-/// Where the flusher commits groups: the write-ahead log, then sled (`wal::WalWriter`).
+/// Where the flusher makes groups durable: the write-ahead log (`wal::WalWriter`).
 pub(super) trait Sink: Send + 'static {
     /// Makes one group durable. On error nothing of the group is applied, now or at the next
     /// start (unless the disk refuses even to cut the failed group off the log, which is
     /// logged). An empty group, sent once a second when idle, writes nothing unless the last
     /// write failed: then it is the probe that finds out whether the disk is back.
     fn write(&mut self, group: &[u8]) -> Result<(), StoreError>;
-    /// Applies a group that `write` made durable (an empty one applies nothing). An error is
-    /// final for this process: the group stays in the log for the next start to apply.
-    fn apply(&mut self, group: &[u8]) -> Result<(), StoreError>;
-    /// Called once at stop, after the last group.
-    fn finish(&mut self);
+    /// A log file closed since the last call; it may be checkpointed once its groups are
+    /// applied.
+    fn closed_file(&mut self) -> Option<u64>;
+    /// Called once at stop, after the last group: closes the log file and returns its number.
+    fn finish(&mut self) -> u64;
 }
+
+/// Where the apply thread applies durable groups, in the order they were written: sled
+/// (`wal::WalApplier`).
+pub(super) trait Apply: Send + 'static {
+    /// Applies a group that `Sink::write` made durable. An error is final for this process:
+    /// the group stays in the log for the next start to apply.
+    fn apply(&mut self, group: &[u8]) -> Result<(), StoreError>;
+    /// Every group of log file `seq` (and of the files before it) is applied.
+    fn applied_file(&mut self, seq: u64);
+    /// The last call, with every group applied: checkpoints up to log file `seq`.
+    fn finish(&mut self, seq: u64);
+}
+
+/// What the flusher hands the apply thread, in log order.
+enum Job {
+    /// A durable group, and its number in `Visibility::durable`.
+    Apply(Vec<u8>, u64),
+    FileClosed(u64),
+    Finish(u64),
+}
+
+/// Durable groups that may wait for the apply thread. Beyond that the flusher waits, so memory
+/// stays bounded when sled is slow.
+const APPLY_BACKLOG: usize = 64;
 
 /// The group size from which the flusher lingers before the next flush.
 const LINGER_FROM_GROUP: usize = 4;
@@ -78,7 +104,11 @@ const LINGER_FROM_GROUP: usize = 4;
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl GroupCommit {
-    pub(super) fn start(sink: impl Sink, linger: Duration) -> Result<Arc<GroupCommit>, StoreError> {
+    pub(super) fn start(
+        sink: impl Sink,
+        applier: impl Apply,
+        linger: Duration,
+    ) -> Result<Arc<GroupCommit>, StoreError> {
         let gc = Arc::new(GroupCommit {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -87,11 +117,24 @@ impl GroupCommit {
             flushed_waiters: AtomicU64::new(0),
             visibility: Visibility::default(),
         });
+        let (jobs, queued) = std::sync::mpsc::sync_channel(APPLY_BACKLOG);
+        let apply_gc = Arc::clone(&gc);
+        let apply_thread = std::thread::Builder::new()
+            .name("pb-apply".into())
+            .spawn(move || {
+                let run = std::panic::AssertUnwindSafe(|| apply_gc.apply_loop(applier, queued));
+                if std::panic::catch_unwind(run).is_err() {
+                    tracing::error!("The apply thread panicked; the store refuses reads and writes until pandabridge is restarted.");
+                    apply_gc.visibility.fail(StoreError::Closed);
+                }
+            })
+            .map_err(|e| StoreError::Io(format!("cannot start the apply thread: {e}")))?;
         let worker = Arc::clone(&gc);
         let handle = std::thread::Builder::new()
             .name("pb-group-commit".into())
             .spawn(move || {
-                let run = std::panic::AssertUnwindSafe(|| worker.run(sink, linger));
+                let run =
+                    std::panic::AssertUnwindSafe(|| worker.run(sink, jobs, apply_thread, linger));
                 if std::panic::catch_unwind(run).is_err() {
                     tracing::error!("The group-commit thread panicked; the store refuses writes until pandabridge is restarted.");
                 }
@@ -122,7 +165,13 @@ impl GroupCommit {
         }
     }
 
-    fn run(&self, mut sink: impl Sink, linger: Duration) {
+    fn run(
+        &self,
+        mut sink: impl Sink,
+        jobs: std::sync::mpsc::SyncSender<Job>,
+        apply_thread: JoinHandle<()>,
+        linger: Duration,
+    ) {
         // Linger only under load: when the last group had company, waiting lets the next one
         // grow; when writers come one at a time, waiting would only add latency.
         let mut last_group = 0usize;
@@ -161,8 +210,12 @@ impl GroupCommit {
                 (std::mem::take(&mut q.waiters), q.stopping)
             };
             last_group = waiters.len();
-            let result = sink.write(&group);
-            let answered = if waiters.is_empty() || result.is_err() {
+            // Once a durable group could not be applied, no later one can be either.
+            let result = match self.visibility.failure() {
+                Some(e) => Err(e),
+                None => sink.write(&group),
+            };
+            let answered = if group.is_empty() || result.is_err() {
                 None
             } else {
                 Some(self.visibility.durable.fetch_add(1, Ordering::AcqRel) + 1)
@@ -178,19 +231,22 @@ impl GroupCommit {
             for w in waiters {
                 let _ = w.send(result.clone());
             }
-            if result.is_ok() {
-                match sink.apply(&group) {
-                    Ok(()) => {
-                        if let Some(n) = answered {
-                            self.visibility.applied_upto(n);
-                        }
-                    }
-                    Err(e) => self.visibility.fail(e),
+            if let Some(n) = answered {
+                if jobs
+                    .send(Job::Apply(std::mem::take(&mut group), n))
+                    .is_err()
+                {
+                    self.visibility.fail(StoreError::Closed);
                 }
+            }
+            if let Some(seq) = sink.closed_file() {
+                let _ = jobs.send(Job::FileClosed(seq));
             }
             if stopping {
                 // Nothing can be appended or awaited once stopping is set: that was the last.
-                sink.finish();
+                let _ = jobs.send(Job::Finish(sink.finish()));
+                drop(jobs);
+                let _ = apply_thread.join();
                 return;
             }
         }
@@ -208,6 +264,33 @@ impl GroupCommit {
         let v = &self.visibility;
         if v.applied.load(Ordering::Acquire) < v.durable.load(Ordering::Acquire) {
             v.fail(StoreError::Closed);
+        }
+    }
+
+    /// The apply thread: applies durable groups in log order and lets the checkpoint have each
+    /// log file once all its groups are applied. After a failure it applies nothing more and
+    /// checkpoints nothing more: the log keeps the failed group and all after it for the next
+    /// start.
+    fn apply_loop(&self, mut applier: impl Apply, jobs: std::sync::mpsc::Receiver<Job>) {
+        let mut failed = false;
+        while let Ok(job) = jobs.recv() {
+            match job {
+                Job::Apply(_, _) | Job::FileClosed(_) if failed => {}
+                Job::Apply(group, n) => match applier.apply(&group) {
+                    Ok(()) => self.visibility.applied_upto(n),
+                    Err(e) => {
+                        failed = true;
+                        self.visibility.fail(e);
+                    }
+                },
+                Job::FileClosed(seq) => applier.applied_file(seq),
+                Job::Finish(seq) => {
+                    if !failed {
+                        applier.finish(seq);
+                    }
+                    return;
+                }
+            }
         }
     }
 
@@ -248,6 +331,13 @@ impl GroupCommit {
 }
 
 impl Visibility {
+    fn failure(&self) -> Option<StoreError> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn applied_upto(&self, n: u64) {
         // Stored under the lock, so that a reader between its check and its wait cannot miss
         // the notification.
@@ -269,21 +359,30 @@ mod tests {
     use std::sync::atomic::AtomicBool;
     use std::sync::mpsc;
 
-    /// A sink whose writes succeed at once and whose applies wait for the test's go.
+    /// A log whose writes succeed at once.
+    struct NoLog;
+
+    impl Sink for NoLog {
+        fn write(&mut self, _group: &[u8]) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn closed_file(&mut self) -> Option<u64> {
+            None
+        }
+        fn finish(&mut self) -> u64 {
+            0
+        }
+    }
+
+    /// An applier that waits for the test's go before each group.
     struct GatedApply {
         go: mpsc::Receiver<()>,
         applied: Arc<AtomicBool>,
         fail: bool,
     }
 
-    impl Sink for GatedApply {
-        fn write(&mut self, _group: &[u8]) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn apply(&mut self, group: &[u8]) -> Result<(), StoreError> {
-            if group.is_empty() {
-                return Ok(());
-            }
+    impl Apply for GatedApply {
+        fn apply(&mut self, _group: &[u8]) -> Result<(), StoreError> {
             let _ = self.go.recv();
             if self.fail {
                 return Err(StoreError::Io("injected apply failure".into()));
@@ -291,7 +390,8 @@ mod tests {
             self.applied.store(true, Ordering::SeqCst);
             Ok(())
         }
-        fn finish(&mut self) {}
+        fn applied_file(&mut self, _seq: u64) {}
+        fn finish(&mut self, _seq: u64) {}
     }
 
     fn gated(fail: bool) -> (Arc<GroupCommit>, mpsc::Sender<()>, Arc<AtomicBool>) {
@@ -302,7 +402,7 @@ mod tests {
             applied: Arc::clone(&applied),
             fail,
         };
-        let gc = GroupCommit::start(sink, Duration::ZERO).expect("flusher starts");
+        let gc = GroupCommit::start(NoLog, sink, Duration::ZERO).expect("flusher starts");
         (gc, go, applied)
     }
 
@@ -353,5 +453,73 @@ mod tests {
         );
         assert!(!applied.load(Ordering::SeqCst));
         gc.stop();
+    }
+
+    /// Every write closes a log file; the applier writes down what reaches it.
+    #[derive(Default)]
+    struct Rotating {
+        written: u64,
+        closed: Option<u64>,
+    }
+
+    impl Sink for Rotating {
+        fn write(&mut self, group: &[u8]) -> Result<(), StoreError> {
+            if !group.is_empty() {
+                self.written += 1;
+                self.closed = Some(self.written);
+            }
+            Ok(())
+        }
+        fn closed_file(&mut self) -> Option<u64> {
+            self.closed.take()
+        }
+        fn finish(&mut self) -> u64 {
+            self.written + 1
+        }
+    }
+
+    struct Journal(Arc<Mutex<Vec<String>>>);
+
+    impl Apply for Journal {
+        fn apply(&mut self, group: &[u8]) -> Result<(), StoreError> {
+            let text = String::from_utf8_lossy(group).into_owned();
+            self.0
+                .lock()
+                .expect("journal")
+                .push(format!("apply {text}"));
+            Ok(())
+        }
+        fn applied_file(&mut self, seq: u64) {
+            self.0.lock().expect("journal").push(format!("file {seq}"));
+        }
+        fn finish(&mut self, seq: u64) {
+            self.0
+                .lock()
+                .expect("journal")
+                .push(format!("finish {seq}"));
+        }
+    }
+
+    /// A checkpoint deletes the log files it is given: a file must reach it only after every
+    /// group written to it is applied, and the last one only at the end.
+    #[tokio::test]
+    async fn a_closed_log_file_reaches_the_checkpoint_only_after_its_groups() {
+        let journal = Arc::new(Mutex::new(Vec::new()));
+        let gc = GroupCommit::start(
+            Rotating::default(),
+            Journal(Arc::clone(&journal)),
+            Duration::ZERO,
+        )
+        .expect("flusher starts");
+        for record in ["a", "b", "c"] {
+            let durable = gc.append(record.as_bytes()).expect("appended");
+            durable.await.expect("answered").expect("durable");
+        }
+        gc.stop();
+        let journal = journal.lock().expect("journal").clone();
+        assert_eq!(
+            journal,
+            ["apply a", "file 1", "apply b", "file 2", "apply c", "file 3", "finish 4"]
+        );
     }
 }

@@ -601,9 +601,9 @@ impl Store {
             wal::sync_store(&wal_dir, &db, &log)?;
         }
         let faults = Arc::new(Faults::default());
-        let writer =
-            wal::WalWriter::start(wal_dir, next_seq, db.clone(), log, Arc::clone(&faults))?;
-        let commit = GroupCommit::start(writer, opts.linger)?;
+        let (writer, applier) =
+            wal::start(wal_dir, next_seq, db.clone(), log, Arc::clone(&faults))?;
+        let commit = GroupCommit::start(writer, applier, opts.linger)?;
         Ok(Store {
             tree: db,
             commit,

@@ -6,11 +6,12 @@
 //! per job (`threadpool.rs` uses `notify_all`). At a few thousand webhooks per second that cost
 //! more CPU than everything else a webhook does (see docs/performance.md). So a write is first
 //! one record here; the group commit writes and `fdatasync`s many records at once on its own
-//! thread, then applies them to sled as plain inserts and removes, and only then answers.
-//! sled never holds a write that is not durable here, and a failed write touches nothing.
+//! thread and answers their writers, and an apply thread then applies them to sled as plain
+//! inserts and removes, in log order. sled never holds a write that is not durable here, and a
+//! failed write touches nothing.
 //!
-//! sled is made durable in the background by a checkpoint: once a WAL file is closed, all of it
-//! has been applied, so `sled.flush()` plus an `fdatasync` of sled's file make the WAL file
+//! sled is made durable in the background by a checkpoint: once a WAL file is closed and all of
+//! it has been applied, `sled.flush()` plus an `fdatasync` of sled's file make the WAL file
 //! redundant and it is deleted. On open, every WAL file left over is replayed into sled in
 //! order. Records hold absolute values (insert key=value, remove key) and are applied in WAL
 //! order by one thread, so replaying records sled already has is harmless, and a crash that
@@ -351,45 +352,56 @@ fn checkpoint(dir: &Path, db: &sled::Db, log: &File, upto: u64) -> Result<(), St
     remove_upto(dir, upto)
 }
 
-/// The group commit's end of the WAL: owns the open file, writes and syncs each group, applies
-/// it to sled, rotates files and asks for checkpoints. Used by the flusher thread only.
+/// The group commit's end of the WAL: owns the open file, writes and syncs each group and
+/// rotates files. Used by the flusher thread only; its groups are applied by [`WalApplier`].
 pub(super) struct WalWriter {
-    db: sled::Db,
     dir: PathBuf,
     file: Option<File>,
     seq: u64,
     written: u64,
     opened_at: Instant,
+    /// The newest file closed since the last `closed_file` call, to checkpoint once applied
+    /// (a checkpoint up to it covers any closed before it).
+    closed: Option<u64>,
+    faults: Arc<Faults>,
+}
+
+/// The applier's end: applies durable groups to sled in WAL order and asks for checkpoints of
+/// the files whose groups are all applied. Used by the applier thread only.
+pub(super) struct WalApplier {
+    db: sled::Db,
     checkpointer: Checkpointer,
     faults: Arc<Faults>,
-    /// Set when sled could not apply a durable group: every later write fails.
-    broken: Option<StoreError>,
+}
+
+/// Opens the next WAL file and starts the checkpoint thread: the two ends of the log.
+pub(super) fn start(
+    dir: PathBuf,
+    next_seq: u64,
+    db: sled::Db,
+    log: File,
+    faults: Arc<Faults>,
+) -> Result<(WalWriter, WalApplier), StoreError> {
+    let checkpointer = Checkpointer::start(dir.clone(), db.clone(), log)?;
+    let mut writer = WalWriter {
+        dir,
+        file: None,
+        seq: next_seq,
+        written: 0,
+        opened_at: Instant::now(),
+        closed: None,
+        faults: Arc::clone(&faults),
+    };
+    writer.open_file()?;
+    let applier = WalApplier {
+        db,
+        checkpointer,
+        faults,
+    };
+    Ok((writer, applier))
 }
 
 impl WalWriter {
-    pub(super) fn start(
-        dir: PathBuf,
-        next_seq: u64,
-        db: sled::Db,
-        log: File,
-        faults: Arc<Faults>,
-    ) -> Result<WalWriter, StoreError> {
-        let checkpointer = Checkpointer::start(dir.clone(), db.clone(), log)?;
-        let mut writer = WalWriter {
-            db,
-            dir,
-            file: None,
-            seq: next_seq,
-            written: 0,
-            opened_at: Instant::now(),
-            checkpointer,
-            faults,
-            broken: None,
-        };
-        writer.open_file()?;
-        Ok(writer)
-    }
-
     /// Opens the file for `self.seq` and makes its directory entry durable.
     fn open_file(&mut self) -> Result<(), StoreError> {
         let path = file_path(&self.dir, self.seq);
@@ -407,12 +419,12 @@ impl WalWriter {
         Ok(())
     }
 
-    /// Closes the current file and starts the next one; the closed one is checkpointed.
+    /// Closes the current file and starts the next one; the closed one is checkpointed once
+    /// its groups are applied.
     fn rotate(&mut self) -> Result<(), StoreError> {
-        let closed = self.seq;
+        self.closed = Some(self.seq);
         self.file = None;
         self.seq += 1;
-        self.checkpointer.request(closed);
         self.open_file()
     }
 
@@ -420,9 +432,6 @@ impl WalWriter {
     /// back to where the group began and closed: after a failed fsync the kernel may have
     /// dropped the dirty pages, so the next group goes to a fresh file.
     fn write_group(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        if let Some(e) = &self.broken {
-            return Err(e.clone());
-        }
         self.faults.check_flush()?;
         if self.file.is_none() {
             self.rotate()?;
@@ -469,23 +478,46 @@ impl super::commit::Sink for WalWriter {
         // An empty group is the degraded store's probe: write a real record, since an empty
         // write succeeds even on a full disk.
         let probe;
-        let group = if !group.is_empty() {
+        let bytes = if !group.is_empty() {
             group
         } else if self.faults.is_degraded() {
             probe = probe_record();
             &probe[..]
         } else {
-            return Ok(());
+            &[]
         };
         let was_degraded = self.faults.is_degraded();
-        let written = self.write_group(group);
+        let written = if bytes.is_empty() {
+            Ok(())
+        } else {
+            self.write_group(bytes)
+        };
         let result = self.faults.record(written);
         if result.is_ok() && was_degraded {
             tracing::info!("The store accepts writes again.");
         }
+        if result.is_ok()
+            && self.written > 0
+            && (self.written >= CHECKPOINT_BYTES || self.opened_at.elapsed() >= CHECKPOINT_EVERY)
+        {
+            if let Err(e) = self.rotate() {
+                tracing::warn!(error = %e, "Could not start a new write-ahead log file; the next group retries.");
+            }
+        }
         result
     }
 
+    fn closed_file(&mut self) -> Option<u64> {
+        self.closed.take()
+    }
+
+    fn finish(&mut self) -> u64 {
+        self.file = None;
+        self.seq
+    }
+}
+
+impl super::commit::Apply for WalApplier {
     fn apply(&mut self, group: &[u8]) -> Result<(), StoreError> {
         let applied = match apply_records(&self.db, group) {
             Ok((_, [])) => Ok(()),
@@ -500,22 +532,17 @@ impl super::commit::Sink for WalWriter {
             // in the log, and the next start applies it. Until then no later group can be
             // applied, so the store refuses writes and reads (`/readyz` says so).
             tracing::error!(error = %e, "The store could not apply a durable group; it refuses writes and reads until pandabridge is restarted, which applies the group from the write-ahead log.");
-            self.broken = Some(e.clone());
             return self.faults.record(applied);
-        }
-        if self.written > 0
-            && (self.written >= CHECKPOINT_BYTES || self.opened_at.elapsed() >= CHECKPOINT_EVERY)
-        {
-            if let Err(e) = self.rotate() {
-                tracing::warn!(error = %e, "Could not start a new write-ahead log file; the next group retries.");
-            }
         }
         Ok(())
     }
 
-    /// Checkpoints the current file too (on close: every record is applied) and stops.
-    fn finish(&mut self) {
-        self.file = None;
-        self.checkpointer.finish(self.seq);
+    fn applied_file(&mut self, seq: u64) {
+        self.checkpointer.request(seq);
+    }
+
+    /// Checkpoints the last file too (on close: every record is applied) and stops.
+    fn finish(&mut self, seq: u64) {
+        self.checkpointer.finish(seq);
     }
 }
