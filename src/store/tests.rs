@@ -783,10 +783,10 @@ async fn history_reads_back_every_step_entry_across_multi_entry_steps() {
         .unwrap()
         .scan_prefix(b"h:01M:")
         .map(|kv| {
-            let v = kv.unwrap().1;
-            serde_json::from_slice::<Vec<HistoryEvent>>(&v[1..])
-                .unwrap()
-                .len()
+            let (k, v) = kv.unwrap();
+            let mut entries = Vec::new();
+            decode_history(&k, &v, u64::MAX, &mut entries).unwrap();
+            entries.len()
         })
         .collect();
     assert!(
@@ -832,4 +832,70 @@ async fn listing_by_incident_spans_sources_newest_first_and_pages() {
         ..filter(None)
     };
     assert!(store.list_alerts(&resolved, 10, None).unwrap().0.is_empty());
+}
+
+/// Rewrites every `FORMAT_LZ4` record under `prefix` as the plain `FORMAT_CHUNKED` record a
+/// store of format 2 or 3 holds.
+fn decompress_records(store: &Store, prefix: &[u8]) {
+    let tree = store.visible().unwrap();
+    for kv in tree.scan_prefix(prefix) {
+        let (k, v) = kv.unwrap();
+        assert_eq!(v[0], FORMAT_LZ4, "written compressed");
+        let mut plain = vec![FORMAT_CHUNKED];
+        plain.extend(decompress(&k, &v[1..]).unwrap());
+        tree.insert(k, plain).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_format_3_store_with_plain_records_reads_and_is_marked_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let stored = flap(&store, None, 0, 11, "01K").await;
+    let history = store.history("01K").unwrap();
+    decompress_records(&store, b"a:");
+    decompress_records(&store, b"h:");
+    store.visible().unwrap().insert(FORMAT_KEY, &[3]).unwrap();
+    store.close();
+    drop(store);
+
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let format = store.visible().unwrap().get(FORMAT_KEY).unwrap().unwrap();
+    assert_eq!(format.as_ref(), [STORE_FORMAT]);
+    assert_eq!(store.history("01K").unwrap(), history);
+    let loaded = store.load_alert("s", "inc").unwrap().unwrap();
+    assert_eq!(loaded, stored);
+    // New steps write compressed records beside the plain ones, and all of it reads back.
+    flap(&store, Some(loaded), 11, 10, "01K").await;
+    assert_eq!(
+        versions(&store.history("01K").unwrap()),
+        (0..21).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn alert_records_are_stored_compressed_and_read_back() {
+    let json = br#"{"alert":{"title":"db-1 / cpu_load","details":{"alerts":[{"tags":[["host","db-1"],["env","production"]]},{"tags":[["host","db-1"],["env","production"]]}]}},"history":[]}"#;
+    let mut record = Vec::new();
+    compress_into(json, &mut record);
+    assert_eq!(record[0], FORMAT_LZ4);
+    assert!(record.len() < json.len(), "{} bytes", record.len());
+    assert_eq!(decompress(b"a:x", &record[1..]).unwrap(), json);
+}
+
+#[test]
+fn a_damaged_compressed_record_is_reported_not_trusted() {
+    let mut record = Vec::new();
+    compress_into(br#"{"alert":{"title":"t"},"history":[]}"#, &mut record);
+    let body = &record[1..];
+    // Cut short, without its length, claiming more than it holds, or claiming 4 GiB.
+    let mut longer = body.to_vec();
+    longer[..4]
+        .copy_from_slice(&(u32::from_le_bytes(body[..4].try_into().unwrap()) + 5).to_le_bytes());
+    let mut huge = body.to_vec();
+    huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+    for damaged in [&body[..body.len() - 3], &body[..2], &longer[..], &huge[..]] {
+        let err = decompress(b"a:x", damaged).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    }
 }
