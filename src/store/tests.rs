@@ -477,95 +477,50 @@ async fn upgrade_from(from: u8) {
             &id,
         )
         .await;
-        store
-            .visible()
-            .unwrap()
-            .remove(incident_key("s", &format!("bulk-{i}")))
+        let tree = store.visible().unwrap();
+        tree.remove(incident_key("s", &format!("bulk-{i}")))
             .unwrap();
-        store
-            .visible()
-            .unwrap()
-            .insert(format!("i:s\0bulk-{i}"), id.as_bytes())
+        tree.insert(format!("i:s\0bulk-{i}"), id.as_bytes())
             .unwrap();
-        store
-            .visible()
-            .unwrap()
-            .insert(format!("xn:bulk-{i}\0{id}"), &[][..])
-            .unwrap();
+        tree.insert(format!("xn:bulk-{i}\0{id}"), &[][..]).unwrap();
     }
+    let tree = store.visible().unwrap();
     // Store format 1 had record format 1: a bare alert record, one key per history entry.
     if from == 1 {
-        for kv in store.visible().unwrap().scan_prefix(b"h:01J:") {
-            store.visible().unwrap().remove(kv.unwrap().0).unwrap();
+        for kv in tree.scan_prefix(b"h:01J:") {
+            tree.remove(kv.unwrap().0).unwrap();
         }
         for (seq, entry) in history.iter().enumerate() {
             let mut v = Vec::new();
             encode_into(entry, &mut v);
-            store
-                .visible()
-                .unwrap()
-                .insert(history_key("01J", seq as u64), v)
-                .unwrap();
+            tree.insert(history_key("01J", seq as u64), v).unwrap();
         }
         let mut v = Vec::new();
         encode_into(&stored.alert, &mut v);
-        store
-            .visible()
-            .unwrap()
-            .insert(alert_key("01J"), v)
-            .unwrap();
+        tree.insert(alert_key("01J"), v).unwrap();
     }
     // Its incident key as `i:<source>\0<incident>`, with the `xn:` index of then.
-    store
-        .visible()
-        .unwrap()
-        .remove(incident_key("s", "inc"))
-        .unwrap();
-    store
-        .visible()
-        .unwrap()
-        .insert(b"i:s\0inc", &b"01J"[..])
-        .unwrap();
-    store
-        .visible()
-        .unwrap()
-        .insert(b"xn:inc\x0001J", &[][..])
-        .unwrap();
+    tree.remove(incident_key("s", "inc")).unwrap();
+    tree.insert(b"i:s\0inc", &b"01J"[..]).unwrap();
+    tree.insert(b"xn:inc\x0001J", &[][..]).unwrap();
     // The same incident id in another source, as an upgrade cut short by a crash leaves it:
     // its key already moved, its `xn:` entry not yet removed.
     apply(&store, "s2", Input::Webhook(snap("inc", true, 1)), "01J2").await;
-    store
-        .visible()
-        .unwrap()
-        .insert(b"xn:inc\x0001J2", &[][..])
-        .unwrap();
-    store
-        .visible()
-        .unwrap()
-        .insert(FORMAT_KEY, &[from])
-        .unwrap();
+    let tree = store.visible().unwrap();
+    tree.insert(b"xn:inc\x0001J2", &[][..]).unwrap();
+    tree.insert(FORMAT_KEY, &[from]).unwrap();
     store.close();
     drop(store);
 
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let tree = store.visible().unwrap();
     assert_eq!(
-        store
-            .visible()
-            .unwrap()
-            .get(FORMAT_KEY)
-            .unwrap()
-            .unwrap()
-            .as_ref(),
+        tree.get(FORMAT_KEY).unwrap().unwrap().as_ref(),
         [STORE_FORMAT]
     );
-    assert_eq!(store.visible().unwrap().scan_prefix(b"i:").count(), 0);
-    assert_eq!(store.visible().unwrap().scan_prefix(b"xn:").count(), 0);
-    assert!(store
-        .visible()
-        .unwrap()
-        .get(UPGRADING_KEY)
-        .unwrap()
-        .is_none());
+    assert_eq!(tree.scan_prefix(b"i:").count(), 0);
+    assert_eq!(tree.scan_prefix(b"xn:").count(), 0);
+    assert!(tree.get(UPGRADING_KEY).unwrap().is_none());
     assert_eq!(
         store.alert_id_for("s2", "inc").unwrap().as_deref(),
         Some("01J2")
@@ -614,17 +569,10 @@ async fn format_2_store() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     apply(&store, "s", Input::Webhook(snap("inc", true, 1)), "01P").await;
-    store
-        .visible()
-        .unwrap()
-        .remove(incident_key("s", "inc"))
-        .unwrap();
-    store
-        .visible()
-        .unwrap()
-        .insert(b"i:s\0inc", &b"01P"[..])
-        .unwrap();
-    store.visible().unwrap().insert(FORMAT_KEY, &[2]).unwrap();
+    let tree = store.visible().unwrap();
+    tree.remove(incident_key("s", "inc")).unwrap();
+    tree.insert(b"i:s\0inc", &b"01P"[..]).unwrap();
+    tree.insert(FORMAT_KEY, &[2]).unwrap();
     store.close();
     dir
 }

@@ -45,6 +45,22 @@ macro_rules! ignore_scalars {
     };
 }
 
+/// The visit methods for a JSON string kept as a `Cow`: borrowed from the body when it has no
+/// escapes (the common case), owned otherwise; `$wrap` makes the visitor's value of it.
+macro_rules! cow_strings {
+    ($wrap:expr) => {
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok($wrap(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok($wrap(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok($wrap(Cow::Owned(v)))
+        }
+    };
+}
+
 /// Consumes the rest of an array we do not read, without building anything.
 fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
     while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -68,15 +84,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object key")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
+            cow_strings!(Key);
         }
         d.deserialize_str(KeyVisitor)
     }
@@ -119,15 +127,7 @@ impl<'de> Deserialize<'de> for Any<'de> {
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Any<'de>, E> {
                 Ok(Any::F64(v))
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Any<'de>, E> {
-                Ok(Any::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Any<'de>, E> {
-                Ok(Any::Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Any<'de>, E> {
-                Ok(Any::Str(Cow::Owned(v)))
-            }
+            cow_strings!(Any::Str);
             fn visit_unit<E: de::Error>(self) -> Result<Any<'de>, E> {
                 Ok(Any::Null)
             }
@@ -320,15 +320,7 @@ impl<'de> Deserialize<'de> for TagValue<'de> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a tag value")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<TagValue<'de>, E> {
-                Ok(TagValue(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<TagValue<'de>, E> {
-                Ok(TagValue(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<TagValue<'de>, E> {
-                Ok(TagValue(Cow::Owned(v)))
-            }
+            cow_strings!(TagValue);
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<TagValue<'de>, E> {
                 json(v)
             }
