@@ -1,5 +1,6 @@
 //! Group commit: one flusher thread makes many writers' records durable with one write and one
-//! `fdatasync` of the write-ahead log (see `wal`), then applies them to sled.
+//! `fdatasync` of the write-ahead log (see `wal`) and answers them; an apply thread then
+//! applies the records to sled.
 //!
 //! Writers append a record to the pending group and await it; the flusher repeatedly takes the
 //! whole group, lingers briefly under load so that more writers join, writes and syncs it,
@@ -56,7 +57,8 @@ struct Visibility {
     applied_now: Condvar,
 }
 
-/// Resolves once every write appended before it was issued is durable and readable.
+/// Resolves once every write appended before it was issued is durable; reads made after it
+/// resolves see them (`GroupCommit::wait_applied`).
 pub type Durable = oneshot::Receiver<Result<(), StoreError>>;
 
 /// Where the flusher makes groups durable: the write-ahead log (`wal::WalWriter`).
@@ -93,8 +95,9 @@ enum Job {
     Finish(u64),
 }
 
-/// Durable groups that may wait for the apply thread. Beyond that the flusher waits, so memory
-/// stays bounded when sled is slow.
+/// Durable groups that may wait for the apply thread. Beyond that the flusher waits, so the
+/// applied-but-not-yet-written backlog stays bounded when sled is slow (writers then queue in
+/// the next group, bounded by the daemon's in-flight limit).
 const APPLY_BACKLOG: usize = 64;
 
 /// The group size from which the flusher lingers before the next flush.
@@ -147,8 +150,8 @@ impl GroupCommit {
         Ok(gc)
     }
 
-    /// Adds one record to the next group and returns what resolves once it is durable and
-    /// applied. Fails once the store is closing.
+    /// Adds one record to the next group and returns what resolves once it is durable. Fails
+    /// once the store is closing.
     pub(super) fn append(&self, record: &[u8]) -> Result<Durable, StoreError> {
         let (tx, rx) = oneshot::channel();
         match self.queue.lock() {
@@ -175,7 +178,8 @@ impl GroupCommit {
         // Linger only under load: when the last group had company, waiting lets the next one
         // grow; when writers come one at a time, waiting would only add latency.
         let mut last_group = 0usize;
-        // The group being committed; swapped with the queue's so both buffers are reused.
+        // The group being committed, swapped with the queue's; a durable group goes to the
+        // apply thread, and a fresh buffer takes its place.
         let mut group = Vec::new();
         loop {
             let (waiters, stopping) = {
@@ -292,6 +296,12 @@ impl GroupCommit {
                 }
             }
         }
+    }
+
+    /// False once a durable group could not be applied (or the apply thread died): the store
+    /// then refuses reads and writes until a restart replays the log.
+    pub(super) fn applies(&self) -> bool {
+        self.visibility.failure().is_none()
     }
 
     /// Returns once every group answered before the call is applied to sled, so that a read
@@ -446,11 +456,18 @@ mod tests {
             .await
             .expect("answered")
             .expect("durable in the log");
-        let read = gc.wait_applied();
+        // On another thread, so that a regression shows as a failure rather than a hung test.
+        let (done, read) = mpsc::channel();
+        let reader = Arc::clone(&gc);
+        std::thread::spawn(move || done.send(reader.wait_applied()));
+        let read = read
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the read returns instead of waiting for ever");
         assert!(
             read.is_err(),
             "reads fail once a durable group cannot be applied"
         );
+        assert!(!gc.applies(), "and the store reports itself unhealthy");
         assert!(!applied.load(Ordering::SeqCst));
         gc.stop();
     }

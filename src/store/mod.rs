@@ -2,9 +2,10 @@
 //!
 //! The only module that imports sled. Everything lives in one sled tree under typed key
 //! prefixes; one alert change (record, indexes, history entries and outbox effects) is one
-//! atomic write-ahead-log record. Values are a format byte followed by JSON, so the format can
-//! evolve record by record. A write is one record of the write-ahead log (`wal`): the group commit
-//! (`commit`) writes and syncs many records at once, then applies them to sled, and a checkpoint
+//! atomic write-ahead-log record. Values are a format byte followed by JSON (LZ4-compressed for
+//! alert records and history chunks), so the format can evolve record by record. A write is one
+//! record of the write-ahead log (`wal`): the group commit (`commit`) writes and syncs many
+//! records at once and answers them, an apply thread applies them to sled, and a checkpoint
 //! thread makes sled itself durable in the background. Reads see only durable writes.
 //!
 //! Key layout (`\0` separates free-text parts; incident ids never contain control characters):
@@ -612,6 +613,34 @@ fn make_private(dir: &Path, create: bool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// An alert record, decoded with `H` as what to make of its history tail. The read helpers
+/// take the tree a public read got from `Store::visible`, so that one read waits once.
+fn alert_record<H: DeserializeOwned + Default>(
+    tree: &sled::Db,
+    id: &str,
+) -> Result<Option<(Alert, H)>, StoreError> {
+    let k = alert_key(id);
+    match tree.get(&k)? {
+        Some(v) => decode_alert(&k, &v).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// An alert without its history tail (skipped, not built).
+fn alert_only(tree: &sled::Db, id: &str) -> Result<Option<Alert>, StoreError> {
+    Ok(alert_record::<Option<serde::de::IgnoredAny>>(tree, id)?.map(|(alert, _)| alert))
+}
+
+fn alert_id_in(
+    tree: &sled::Db,
+    source_id: &str,
+    incident_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(tree
+        .get(incident_key(source_id, incident_id))?
+        .map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
@@ -725,29 +754,15 @@ impl Store {
     }
 
     /// False while writes or flushes fail (for `/readyz`); true again once the disk recovers.
+    /// Also false for good once a durable group could not be applied (until a restart).
     pub fn healthy(&self) -> bool {
-        !self.faults.is_degraded() && self.faults.check().is_ok()
+        !self.faults.is_degraded() && self.faults.check().is_ok() && self.commit.applies()
     }
 
     // ----- alerts -------------------------------------------------------------------------
 
     pub fn alert(&self, id: &str) -> Result<Option<Alert>, StoreError> {
-        // The history tail is skipped, not built.
-        Ok(self
-            .alert_record::<Option<serde::de::IgnoredAny>>(id)?
-            .map(|(alert, _)| alert))
-    }
-
-    /// An alert record, decoded with `H` as what to make of its history tail.
-    fn alert_record<H: DeserializeOwned + Default>(
-        &self,
-        id: &str,
-    ) -> Result<Option<(Alert, H)>, StoreError> {
-        let k = alert_key(id);
-        match self.visible()?.get(&k)? {
-            Some(v) => decode_alert(&k, &v).map(Some),
-            None => Ok(None),
-        }
+        alert_only(self.visible()?, id)
     }
 
     pub fn alert_id_for(
@@ -755,10 +770,7 @@ impl Store {
         source_id: &str,
         incident_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .visible()?
-            .get(incident_key(source_id, incident_id))?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+        alert_id_in(self.visible()?, source_id, incident_id)
     }
 
     /// The alert of one source's incident as its writer needs it: with its history tail.
@@ -767,10 +779,11 @@ impl Store {
         source_id: &str,
         incident_id: &str,
     ) -> Result<Option<StoredAlert>, StoreError> {
-        let Some(id) = self.alert_id_for(source_id, incident_id)? else {
+        let tree = self.visible()?;
+        let Some(id) = alert_id_in(tree, source_id, incident_id)? else {
             return Ok(None);
         };
-        match self.alert_record::<Vec<HistoryEvent>>(&id)? {
+        match alert_record::<Vec<HistoryEvent>>(tree, &id)? {
             Some((alert, tail)) => Ok(Some(StoredAlert {
                 alert,
                 tail: HistoryTail::from_entries(&tail),
@@ -799,7 +812,8 @@ impl Store {
 
     /// Every history entry of an alert, oldest first, as of one reading of its record.
     pub fn history(&self, alert_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
-        let Some((alert, tail)) = self.alert_record::<Vec<HistoryEvent>>(alert_id)? else {
+        let tree = self.visible()?;
+        let Some((alert, tail)) = alert_record::<Vec<HistoryEvent>>(tree, alert_id)? else {
             return Ok(Vec::new());
         };
         // Chunks written after that reading (a step that moved this tail into one) are left
@@ -815,7 +829,7 @@ impl Store {
             })?;
         let prefix = key(&[b"h:", alert_id.as_bytes(), b":"]);
         let mut out = Vec::with_capacity(usize::try_from(alert.history_len.min(1024)).unwrap_or(0));
-        for kv in self.visible()?.scan_prefix(&prefix) {
+        for kv in tree.scan_prefix(&prefix) {
             let (k, v) = kv?;
             decode_history(&k, &v, upto, &mut out)?;
         }
@@ -830,13 +844,13 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<(Vec<Alert>, Option<String>), StoreError> {
+        let tree = self.visible()?;
         // Candidate alert ids, newest first and below the cursor, from the most selective
         // index; the remaining filters are checked on each record.
         let ids: Box<dyn Iterator<Item = Result<String, StoreError>>> =
             if let Some(inc) = &filter.incident_id {
                 // An incident has one alert per source: its `n:` keys, sorted here.
-                let mut ids = self
-                    .visible()?
+                let mut ids = tree
                     .scan_prefix(key(&[b"n:", inc.as_bytes(), b"\0"]))
                     .values()
                     .map(|v| Ok(String::from_utf8_lossy(&v?).into_owned()))
@@ -864,7 +878,7 @@ impl Store {
                     }
                 };
                 let skip = prefix.len();
-                Box::new(self.visible()?.range(prefix..upper).rev().map(move |kv| {
+                Box::new(tree.range(prefix..upper).rev().map(move |kv| {
                     let (k, _) = kv?;
                     Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
                 }))
@@ -872,7 +886,7 @@ impl Store {
         let mut out = Vec::with_capacity(limit.min(512));
         let mut more = false;
         for id in ids {
-            let Some(alert) = self.alert(&id?)? else {
+            let Some(alert) = alert_only(tree, &id?)? else {
                 continue;
             };
             let keep = filter.status.is_none_or(|s| s == alert.status)

@@ -371,7 +371,6 @@ pub(super) struct WalWriter {
 pub(super) struct WalApplier {
     db: sled::Db,
     checkpointer: Checkpointer,
-    faults: Arc<Faults>,
 }
 
 /// Opens the next WAL file and starts the checkpoint thread: the two ends of the log.
@@ -390,14 +389,10 @@ pub(super) fn start(
         written: 0,
         opened_at: Instant::now(),
         closed: None,
-        faults: Arc::clone(&faults),
-    };
-    writer.open_file()?;
-    let applier = WalApplier {
-        db,
-        checkpointer,
         faults,
     };
+    writer.open_file()?;
+    let applier = WalApplier { db, checkpointer };
     Ok((writer, applier))
 }
 
@@ -532,7 +527,7 @@ impl super::commit::Apply for WalApplier {
             // in the log, and the next start applies it. Until then no later group can be
             // applied, so the store refuses writes and reads (`/readyz` says so).
             tracing::error!(error = %e, "The store could not apply a durable group; it refuses writes and reads until pandabridge is restarted, which applies the group from the write-ahead log.");
-            return self.faults.record(applied);
+            return applied;
         }
         Ok(())
     }
