@@ -38,6 +38,9 @@ pub(super) struct GroupCommit {
     queue: Mutex<Queue>,
     wake: Condvar,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Joined once the flusher is done (stopped or panicked), before readers are told anything
+    /// about groups still queued for it.
+    apply_thread: Mutex<Option<JoinHandle<()>>>,
     /// Flushes done, and writers they covered: their ratio is the mean group size.
     pub(super) flushes: AtomicU64,
     pub(super) flushed_waiters: AtomicU64,
@@ -116,6 +119,7 @@ impl GroupCommit {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             thread: Mutex::new(None),
+            apply_thread: Mutex::new(None),
             flushes: AtomicU64::new(0),
             flushed_waiters: AtomicU64::new(0),
             visibility: Visibility::default(),
@@ -132,12 +136,15 @@ impl GroupCommit {
                 }
             })
             .map_err(|e| StoreError::Io(format!("cannot start the apply thread: {e}")))?;
+        if let Ok(mut slot) = gc.apply_thread.lock() {
+            *slot = Some(apply_thread);
+        }
         let worker = Arc::clone(&gc);
         let handle = std::thread::Builder::new()
             .name("pb-group-commit".into())
             .spawn(move || {
                 let run =
-                    std::panic::AssertUnwindSafe(|| worker.run(sink, jobs, apply_thread, linger));
+                    std::panic::AssertUnwindSafe(|| worker.run(sink, jobs, linger));
                 if std::panic::catch_unwind(run).is_err() {
                     tracing::error!("The group-commit thread panicked; the store refuses writes until pandabridge is restarted.");
                 }
@@ -168,13 +175,7 @@ impl GroupCommit {
         }
     }
 
-    fn run(
-        &self,
-        mut sink: impl Sink,
-        jobs: std::sync::mpsc::SyncSender<Job>,
-        apply_thread: JoinHandle<()>,
-        linger: Duration,
-    ) {
+    fn run(&self, mut sink: impl Sink, jobs: std::sync::mpsc::SyncSender<Job>, linger: Duration) {
         // Linger only under load: when the last group had company, waiting lets the next one
         // grow; when writers come one at a time, waiting would only add latency.
         let mut last_group = 0usize;
@@ -250,14 +251,14 @@ impl GroupCommit {
                 // Nothing can be appended or awaited once stopping is set: that was the last.
                 let _ = jobs.send(Job::Finish(sink.finish()));
                 drop(jobs);
-                let _ = apply_thread.join();
                 return;
             }
         }
     }
 
-    /// After the thread ends (stopped, or a panic): nothing can be appended any more and no
-    /// waiter is left hanging, nor any reader once a group answered is left unapplied.
+    /// After the thread ends (stopped, or a panic): nothing can be appended any more, the
+    /// apply thread has finished, and no waiter is left hanging, nor any reader once a group
+    /// answered is left unapplied.
     fn refuse_writes(&self) {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         q.stopping = true;
@@ -265,6 +266,12 @@ impl GroupCommit {
             let _ = w.send(Err(StoreError::Closed));
         }
         drop(q);
+        // The flusher's end of the queue is gone (it returned or unwound), so the apply thread
+        // finishes what was queued and ends; only then is a group left unapplied a failure.
+        let apply_thread = self.apply_thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = apply_thread {
+            let _ = t.join();
+        }
         let v = &self.visibility;
         if v.applied.load(Ordering::Acquire) < v.durable.load(Ordering::Acquire) {
             v.fail(StoreError::Closed);
