@@ -345,6 +345,12 @@ fn decode_history(
 /// Appends a `FORMAT_LZ4` record holding `json` (what a `FORMAT_CHUNKED` record holds after
 /// its format byte).
 fn compress_into(json: &[u8], out: &mut Vec<u8>) {
+    if json.len() > MAX_RECORD_BYTES {
+        // A reader would refuse the length: keep such a record plain (none is that large).
+        out.push(FORMAT_CHUNKED);
+        out.extend_from_slice(json);
+        return;
+    }
     let start = out.len();
     out.push(FORMAT_LZ4);
     // Records are far below 4 GiB (bodies are limited to 1 MiB).

@@ -847,3 +847,12 @@ fn a_damaged_compressed_record_is_reported_not_trusted() {
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     }
 }
+
+#[test]
+fn a_record_too_large_to_announce_is_kept_plain() {
+    let json = vec![b' '; MAX_RECORD_BYTES + 1];
+    let mut record = Vec::new();
+    compress_into(&json, &mut record);
+    assert_eq!(record[0], FORMAT_CHUNKED);
+    assert_eq!(&record[1..], &json[..]);
+}
