@@ -25,6 +25,7 @@
 mod commit;
 mod wal;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -292,18 +293,20 @@ fn decode_alert<H: DeserializeOwned + Default>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<(Alert, H), StoreError> {
+    if let Some(json) = chunked_json(key, bytes)? {
+        let r: AlertRecord<H> = parse(key, &json)?;
+        return Ok((r.alert, r.history));
+    }
+    Ok((decode(key, bytes)?, H::default()))
+}
+
+/// The JSON of a `FORMAT_CHUNKED` or `FORMAT_LZ4` record (decompressed); `None` for a record
+/// of another format.
+fn chunked_json<'a>(key: &[u8], bytes: &'a [u8]) -> Result<Option<Cow<'a, [u8]>>, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT, rest)) => Ok((parse(key, rest)?, H::default())),
-        Some((&FORMAT_CHUNKED, rest)) => {
-            let r: AlertRecord<H> = parse(key, rest)?;
-            Ok((r.alert, r.history))
-        }
-        Some((&FORMAT_LZ4, rest)) => {
-            let r: AlertRecord<H> = parse(key, &decompress(key, rest)?)?;
-            Ok((r.alert, r.history))
-        }
-        Some((v, _)) => Err(corrupt(key, format!("unknown record format {v}"))),
-        None => Err(corrupt(key, "empty record".into())),
+        Some((&FORMAT_CHUNKED, rest)) => Ok(Some(Cow::Borrowed(rest))),
+        Some((&FORMAT_LZ4, rest)) => Ok(Some(Cow::Owned(decompress(key, rest)?))),
+        _ => Ok(None),
     }
 }
 
@@ -326,18 +329,13 @@ fn decode_history(
         return Ok(());
     }
     let room = usize::try_from(upto - first).unwrap_or(usize::MAX);
-    match bytes.split_first() {
-        Some((&FORMAT_CHUNKED, rest)) => out.extend(
-            parse::<Vec<HistoryEvent>>(key, rest)?
+    match chunked_json(key, bytes)? {
+        Some(json) => out.extend(
+            parse::<Vec<HistoryEvent>>(key, &json)?
                 .into_iter()
                 .take(room),
         ),
-        Some((&FORMAT_LZ4, rest)) => out.extend(
-            parse::<Vec<HistoryEvent>>(key, &decompress(key, rest)?)?
-                .into_iter()
-                .take(room),
-        ),
-        _ => out.push(decode(key, bytes)?),
+        None => out.push(decode(key, bytes)?),
     }
     Ok(())
 }
@@ -345,30 +343,26 @@ fn decode_history(
 /// Appends a `FORMAT_LZ4` record holding `json` (what a `FORMAT_CHUNKED` record holds after
 /// its format byte).
 fn compress_into(json: &[u8], out: &mut Vec<u8>) {
-    if json.len() > MAX_RECORD_BYTES {
-        // A reader would refuse the length: keep such a record plain (none is that large).
-        out.push(FORMAT_CHUNKED);
-        out.extend_from_slice(json);
-        return;
-    }
-    let start = out.len();
-    out.push(FORMAT_LZ4);
-    // Records are far below 4 GiB (bodies are limited to 1 MiB).
-    out.extend_from_slice(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_le_bytes());
-    let block = out.len();
-    out.resize(
-        block + lz4_flex::block::get_maximum_output_size(json.len()),
-        0,
-    );
-    match lz4_flex::block::compress_into(json, &mut out[block..]) {
-        Ok(n) => out.truncate(block + n),
-        // Cannot happen with a buffer of the maximum size; the record is then kept plain.
-        Err(_) => {
-            out.truncate(start);
-            out.push(FORMAT_CHUNKED);
-            out.extend_from_slice(json);
+    // A record longer than a reader accepts (none is near that) is kept plain, as is one that
+    // fails to compress (cannot happen with a buffer of the maximum size).
+    if let Ok(len) = u32::try_from(json.len()) {
+        if json.len() <= MAX_RECORD_BYTES {
+            let start = out.len();
+            out.push(FORMAT_LZ4);
+            out.extend_from_slice(&len.to_le_bytes());
+            let block = out.len();
+            out.resize(
+                block + lz4_flex::block::get_maximum_output_size(json.len()),
+                0,
+            );
+            match lz4_flex::block::compress_into(json, &mut out[block..]) {
+                Ok(n) => return out.truncate(block + n),
+                Err(_) => out.truncate(start),
+            }
         }
     }
+    out.push(FORMAT_CHUNKED);
+    out.extend_from_slice(json);
 }
 
 /// The JSON of a `FORMAT_LZ4` record (`bytes` after the format byte).
