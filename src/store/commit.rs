@@ -180,7 +180,7 @@ impl GroupCommit {
         // grow; when writers come one at a time, waiting would only add latency.
         let mut last_group = 0usize;
         // The group being committed, swapped with the queue's; a durable group goes to the
-        // apply thread, and a fresh buffer takes its place.
+        // apply thread, and a fresh buffer of its size takes its place.
         let mut group = Vec::new();
         loop {
             let (waiters, stopping) = {
@@ -237,8 +237,11 @@ impl GroupCommit {
                 let _ = w.send(result.clone());
             }
             if let Some(n) = answered {
+                // Sized like the group it replaces, so that writers appending to it under the
+                // queue's lock do not grow it step by step.
+                let fresh = Vec::with_capacity(group.len());
                 if jobs
-                    .send(Job::Apply(std::mem::take(&mut group), n))
+                    .send(Job::Apply(std::mem::replace(&mut group, fresh), n))
                     .is_err()
                 {
                     self.visibility.fail(StoreError::Closed);
