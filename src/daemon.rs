@@ -18,7 +18,7 @@ use crate::http::{routes, App};
 use crate::integration::Integration;
 use crate::metrics::Metrics;
 use crate::sources::Sources;
-use crate::store::{Store, StoreOptions};
+use crate::store::{self, Store, StoreOptions};
 
 /// How long in-flight requests may take to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
@@ -41,7 +41,42 @@ pub fn store_dir(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("store")
 }
 
-/// Runs the daemon until a shutdown signal; returns after a clean shutdown.
+/// How long the runtime's last tasks get to end after a clean shutdown.
+const RUNTIME_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn store_options(cfg: &ServeConfig) -> StoreOptions {
+    StoreOptions {
+        cache_bytes: cfg.store_cache_bytes,
+        ..StoreOptions::default()
+    }
+}
+
+/// Runs the daemon on a runtime of its own until a shutdown signal. After a clean shutdown,
+/// once the runtime and every task that held the store are gone, it readies the store for a
+/// quick next start (see [`store::fold_log_for_next_open`]).
+pub fn run(cfg: ServeConfig) -> Result<(), StartError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Engine(format!("cannot start the async runtime: {e}")))?;
+    let (store_path, opts) = (store_dir(&cfg.data_dir), store_options(&cfg));
+    runtime.block_on(serve(cfg))?;
+    runtime.shutdown_timeout(RUNTIME_EXIT_TIMEOUT);
+    let started = std::time::Instant::now();
+    match store::fold_log_for_next_open(&store_path, &opts) {
+        Ok(()) => tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "Readied the store for a quick next start."
+        ),
+        Err(e) => tracing::warn!(error = %e,
+            "Could not ready the store for a quick next start; the next start replays its log instead."),
+    }
+    tracing::info!("pandabridge stopped cleanly.");
+    Ok(())
+}
+
+/// Runs the daemon until a shutdown signal; returns after a clean shutdown. The store may
+/// still be open when it returns: [`run`] is what waits for it to close.
 pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
     config::prepare_data_dir(&cfg.data_dir).map_err(|e| StartError::DataDir(e.to_string()))?;
     let admin = config::load_or_create_admin_token(&cfg.data_dir, cfg.admin_token.as_deref())
@@ -69,10 +104,7 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
     let store_path = store_dir(&cfg.data_dir);
     let store = {
         let path = store_path.clone();
-        let opts = StoreOptions {
-            cache_bytes: cfg.store_cache_bytes,
-            ..StoreOptions::default()
-        };
+        let opts = store_options(&cfg);
         tokio::task::spawn_blocking(move || Store::open(&path, &opts))
             .await
             .map_err(|e| StartError::Store {
@@ -175,7 +207,6 @@ pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
     closer.stop(None);
     engine.shutdown().await;
     let _ = config::clear_listen_addr(&cfg.data_dir);
-    tracing::info!("pandabridge stopped cleanly.");
     Ok(())
 }
 

@@ -39,17 +39,7 @@ fn main() -> std::process::ExitCode {
                 }
             };
             config::init_tracing(cfg.log_format);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("pandabridge: cannot start the async runtime: {e}");
-                    return std::process::ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(pandabridge::daemon::serve(cfg)) {
+            match pandabridge::daemon::run(cfg) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("pandabridge: {e}");

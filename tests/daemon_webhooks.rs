@@ -703,6 +703,13 @@ async fn graceful_restart_keeps_alerts_history_tokens_and_admin_token() {
         let status = d.wait_exit(Duration::from_secs(10));
         assert!(status.success(), "SIGTERM exit: {status}\n{}", d.stderr());
         assert!(t0.elapsed() < Duration::from_secs(10));
+        // Every handle on the store was gone by then: sled's lock let the stop fold its log.
+        assert!(
+            d.stderr()
+                .contains("Readied the store for a quick next start"),
+            "the stop did not ready the store:\n{}",
+            d.stderr()
+        );
         (src, token, alert_id, d.admin_token().to_string())
     };
 

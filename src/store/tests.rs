@@ -582,7 +582,7 @@ async fn an_upgrade_cut_short_is_finished_by_the_next_open() {
     let dir = format_2_store().await;
     // What the first batch of an upgrade leaves: marked, nothing moved yet.
     {
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let db = open_sled(dir.path(), &StoreOptions::default()).unwrap();
         db.insert(FORMAT_KEY, &[STORE_FORMAT]).unwrap();
         db.insert(UPGRADING_KEY, &[2]).unwrap();
         db.flush().unwrap();
@@ -855,4 +855,51 @@ fn a_record_too_large_to_announce_is_kept_plain() {
     compress_into(&json, &mut record);
     assert_eq!(record[0], FORMAT_CHUNKED);
     assert_eq!(&record[1..], &json[..]);
+}
+
+/// The log position the newest snapshot of sled's page table covers (from its file name).
+fn newest_snapshot(dir: &Path) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().ok()?;
+            u64::from_str_radix(name.strip_prefix("snap.")?, 16).ok()
+        })
+        .max()
+}
+
+#[tokio::test]
+async fn a_clean_stop_folds_sleds_log_into_a_snapshot_once_the_store_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions::default();
+    let store = Store::open(dir.path(), &opts).unwrap();
+    for i in 0..40 {
+        let incident = format!("inc-{i}");
+        apply(
+            &store,
+            "s",
+            Input::Webhook(snap(&incident, true, 1)),
+            &format!("01F{i:02}"),
+        )
+        .await;
+    }
+    store.close();
+    let before = newest_snapshot(dir.path());
+    // While a handle is open, sled's file lock refuses the fold and nothing changes.
+    assert!(fold_log_for_next_open(dir.path(), &opts).is_err());
+    assert_eq!(newest_snapshot(dir.path()), before);
+
+    drop(store);
+    fold_log_for_next_open(dir.path(), &opts).unwrap();
+    let after = newest_snapshot(dir.path());
+    assert!(
+        after > before,
+        "no newer snapshot: {before:?} then {after:?}"
+    );
+    let store = Store::open(dir.path(), &opts).unwrap();
+    assert_eq!(store.count_alerts().unwrap(), 40);
+    assert_eq!(
+        store.alert_id_for("s", "inc-39").unwrap().as_deref(),
+        Some("01F39")
+    );
 }
