@@ -158,7 +158,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PANDABRIDGE_STORE_CACHE_MB", value_name = "MIB")]
     pub store_cache_mb: Option<String>,
 
-    /// Incident actors alive at once at most (each holds its alert in memory, ~15-20 KB); past
+    /// Incident actors alive at once at most (each holds its alert in memory, ~12-15 KB); past
     /// it the least recently used tenth stop early and reload from the store on their next
     /// event. Lower it to bound RSS. [default: 10000]
     #[arg(long, env = "PANDABRIDGE_MAX_LIVE_ACTORS", value_name = "N")]

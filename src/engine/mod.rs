@@ -102,7 +102,7 @@ pub struct Engine {
 pub struct EngineOptions {
     /// Incident actors with no input for this long are stopped; their state stays in the store.
     pub idle_timeout: Duration,
-    /// At most this many incident actors live at once (about 15-20 KB each with their alert);
+    /// At most this many incident actors live at once (about 12-15 KB each with their alert);
     /// beyond it the least recently used retire early.
     pub max_live_actors: usize,
     /// How long a caller waits for its incident actor before answering 503.
