@@ -34,6 +34,8 @@ pub enum StartError {
     Store { path: PathBuf, reason: String },
     #[error("{0}")]
     Engine(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(String),
 }
 
 /// The store lives in its own folder of the data dir, beside the secrets files.
@@ -51,19 +53,27 @@ fn store_options(cfg: &ServeConfig) -> StoreOptions {
     }
 }
 
-/// Runs the daemon on a runtime of its own until a shutdown signal. After a clean shutdown,
-/// once the runtime and every task that held the store are gone, it readies the store for a
-/// quick next start (see [`store::fold_log_for_next_open`]).
+/// Runs the daemon on a runtime of its own until a shutdown signal. After a clean shutdown
+/// it drops the runtime (giving its last tasks [`RUNTIME_EXIT_TIMEOUT`]) and readies the store
+/// for a quick next start ([`store::fold_log_for_next_open`]); sled's file lock makes that
+/// step refuse, harmlessly, if a handle on the store is still alive anyway.
 pub fn run(cfg: ServeConfig) -> Result<(), StartError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| StartError::Engine(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
     let (store_path, opts) = (store_dir(&cfg.data_dir), store_options(&cfg));
     runtime.block_on(serve(cfg))?;
     runtime.shutdown_timeout(RUNTIME_EXIT_TIMEOUT);
     let started = std::time::Instant::now();
-    match store::fold_log_for_next_open(&store_path, &opts) {
+    // sled unwraps some IO results; a panic there must not turn a clean stop into a crash.
+    let folded = std::panic::catch_unwind(|| store::fold_log_for_next_open(&store_path, &opts))
+        .unwrap_or_else(|_| {
+            Err(store::StoreError::Io(
+                "the store panicked while opening".into(),
+            ))
+        });
+    match folded {
         Ok(()) => tracing::info!(
             ms = started.elapsed().as_millis() as u64,
             "Readied the store for a quick next start."
@@ -75,8 +85,9 @@ pub fn run(cfg: ServeConfig) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Runs the daemon until a shutdown signal; returns after a clean shutdown. The store may
-/// still be open when it returns: [`run`] is what waits for it to close.
+/// Runs the daemon until a shutdown signal; returns after a clean shutdown, the store closed
+/// (everything durable, the write-ahead log checkpointed). sled's own handles may outlive it
+/// until the tasks that hold them are dropped: [`run`] drops them before it folds the log.
 pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
     config::prepare_data_dir(&cfg.data_dir).map_err(|e| StartError::DataDir(e.to_string()))?;
     let admin = config::load_or_create_admin_token(&cfg.data_dir, cfg.admin_token.as_deref())

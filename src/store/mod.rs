@@ -657,11 +657,16 @@ fn sled_config(dir: &Path, opts: &StoreOptions) -> sled::Config {
 /// at a million incidents (see docs/performance.md). Opening it once more at a clean stop
 /// does that replay and writes the snapshot now, while nobody waits for the daemon to be
 /// ready. The store's data is untouched. Fails, harmlessly, while a handle is still open
-/// (sled locks its file): the next open then replays the log as it would have anyway.
+/// (sled locks its file): the next open then replays the log as it would have anyway. A
+/// directory without a store is left alone.
 pub fn fold_log_for_next_open(dir: &Path, opts: &StoreOptions) -> Result<(), StoreError> {
+    if !dir.join("db").exists() {
+        return Ok(());
+    }
     let db = open_sled(dir, opts)?;
     drop(db);
-    Ok(())
+    // The snapshot was written with the process umask.
+    make_private(dir, false)
 }
 
 /// How long an open waits for sled's file lock. A store closed and dropped in this process
@@ -672,17 +677,53 @@ const LOCK_PATIENCE: Duration = Duration::from_secs(2);
 fn open_sled(dir: &Path, opts: &StoreOptions) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + LOCK_PATIENCE;
     loop {
+        let patient = std::time::Instant::now() < deadline;
+        if !discard_torn_snapshot(dir)? && patient {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
         match sled_config(dir, opts).open() {
             // sled reports a held lock only in its message.
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
+            Err(sled::Error::Io(e)) if e.to_string().contains(LOCK_HELD) && patient => {
                 std::thread::sleep(Duration::from_millis(10));
             }
             other => return Ok(other?),
         }
     }
+}
+
+/// How sled 0.34's error for a lock held elsewhere begins.
+const LOCK_HELD: &str = "could not acquire lock";
+
+/// sled 0.34 writes a snapshot to `snap.N.generating`, syncs it, renames it to `snap.N` and
+/// only then deletes the previous one. A process killed before the rename leaves the torn
+/// file behind, which sled's next open takes for the newest snapshot and refuses as corrupt:
+/// the store would not open again by itself. Removing it loses nothing, the previous
+/// snapshot and the log being intact. Done only under sled's own file lock, so that the file
+/// of a live process is never touched; false if another handle holds that lock.
+fn discard_torn_snapshot(dir: &Path) -> Result<bool, StoreError> {
+    use fs2::FileExt;
+    let file = match std::fs::File::open(dir.join("db")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(StoreError::Io(format!("cannot open the store's file: {e}"))),
+    };
+    if file.try_lock_exclusive().is_err() {
+        return Ok(false);
+    }
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| StoreError::Io(format!("cannot list {}: {e}", dir.display())))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %name, "Removing a store snapshot left half-written by a process that was killed while writing it.");
+            std::fs::remove_file(entry.path())
+                .map_err(|e| StoreError::Io(format!("cannot remove {name}: {e}")))?;
+        }
+    }
+    // The lock goes with the file.
+    Ok(true)
 }
 
 impl Store {
