@@ -786,6 +786,31 @@ fn port_in_use_fails_fast_naming_the_address() {
     drop(taken);
 }
 
+#[tokio::test]
+async fn a_second_daemon_on_the_same_data_dir_fails_with_one_line_and_leaves_the_first_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Daemon::start(dir.path(), &[]);
+    let (src, token) = first.create_source("prod").await;
+
+    let (status, stderr) = run_expecting_exit(
+        dir.path(),
+        &["--listen", "127.0.0.1:0"],
+        Duration::from_secs(15),
+    );
+    assert!(!status.success(), "exit {status}; stderr:\n{stderr}");
+    let reasons = reason_lines(&stderr);
+    assert_eq!(reasons.len(), 1, "stderr:\n{stderr}");
+    assert!(
+        reasons[0].contains("is another pandabridge using this data dir?"),
+        "stderr:\n{stderr}"
+    );
+
+    let (_, outcome) = first.accept_webhook(&src, &token, &fixture("01-new")).await;
+    assert_eq!(outcome, "created");
+    first.stop();
+    assert!(first.wait_exit(Duration::from_secs(10)).success());
+}
+
 #[test]
 fn data_dir_that_is_a_file_fails_with_one_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -684,7 +684,12 @@ fn open_sled(dir: &Path, opts: &StoreOptions) -> Result<sled::Db, StoreError> {
         }
         match sled_config(dir, opts).open() {
             // sled reports a held lock only in its message.
-            Err(sled::Error::Io(e)) if e.to_string().contains(LOCK_HELD) && patient => {
+            Err(sled::Error::Io(e)) if e.to_string().contains(LOCK_HELD) => {
+                if !patient {
+                    return Err(StoreError::Io(format!(
+                        "{e} (is another pandabridge using this data dir?)"
+                    )));
+                }
                 std::thread::sleep(Duration::from_millis(10));
             }
             other => return Ok(other?),
