@@ -58,6 +58,10 @@ fn store_options(cfg: &ServeConfig) -> StoreOptions {
 /// for a quick next start ([`store::fold_log_for_next_open`]); sled's file lock makes that
 /// step refuse, harmlessly, if a handle on the store is still alive anyway.
 pub fn run(cfg: ServeConfig) -> Result<(), StartError> {
+    config::prepare_data_dir(&cfg.data_dir).map_err(|e| StartError::DataDir(e.to_string()))?;
+    // Held until the process ends, the fold below included.
+    let _lock =
+        config::lock_data_dir(&cfg.data_dir).map_err(|e| StartError::DataDir(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,11 +89,11 @@ pub fn run(cfg: ServeConfig) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Runs the daemon until a shutdown signal; returns after a clean shutdown, the store closed
-/// (everything durable, the write-ahead log checkpointed). sled's own handles may outlive it
-/// until the tasks that hold them are dropped: [`run`] drops them before it folds the log.
-pub async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
-    config::prepare_data_dir(&cfg.data_dir).map_err(|e| StartError::DataDir(e.to_string()))?;
+/// Runs the daemon, its data dir prepared and locked by [`run`], until a shutdown signal;
+/// returns after a clean shutdown, the store closed (everything durable, the write-ahead log
+/// checkpointed). sled's own handles may outlive it until the tasks that hold them are
+/// dropped: [`run`] drops them before it folds the log.
+async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
     let admin = config::load_or_create_admin_token(&cfg.data_dir, cfg.admin_token.as_deref())
         .map_err(|e| StartError::DataDir(e.to_string()))?;
     if admin.was_generated() {

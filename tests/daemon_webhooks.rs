@@ -787,11 +787,12 @@ fn port_in_use_fails_fast_naming_the_address() {
 }
 
 #[tokio::test]
-async fn a_second_daemon_on_the_same_data_dir_fails_with_one_line_and_leaves_the_first_serving() {
+async fn a_second_daemon_on_the_same_data_dir_fails_with_one_line_and_leaves_the_first_alone() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = Daemon::start(dir.path(), &[]);
     let (src, token) = first.create_source("prod").await;
 
+    let listen_addr = std::fs::read_to_string(dir.path().join("listen-addr")).unwrap();
     let (status, stderr) = run_expecting_exit(
         dir.path(),
         &["--listen", "127.0.0.1:0"],
@@ -801,8 +802,13 @@ async fn a_second_daemon_on_the_same_data_dir_fails_with_one_line_and_leaves_the
     let reasons = reason_lines(&stderr);
     assert_eq!(reasons.len(), 1, "stderr:\n{stderr}");
     assert!(
-        reasons[0].contains("is another pandabridge using this data dir?"),
+        reasons[0].contains("is in use by another pandabridge"),
         "stderr:\n{stderr}"
+    );
+    // It stopped before touching the first daemon's files.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("listen-addr")).unwrap(),
+        listen_addr
     );
 
     let (_, outcome) = first.accept_webhook(&src, &token, &fixture("01-new")).await;

@@ -19,6 +19,8 @@ use subtle::ConstantTimeEq;
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// Name of the file holding the bound address inside the data dir.
 pub const LISTEN_ADDR_FILE: &str = "listen-addr";
+/// Held (flock) by the daemon that uses the data dir, for as long as it runs.
+pub const LOCK_FILE: &str = "lock";
 
 /// Prefix of generated admin tokens, so a leaked one is recognisable in logs and scanners.
 const ADMIN_TOKEN_PREFIX: &str = "pbadm_";
@@ -41,6 +43,8 @@ pub enum DataDirError {
     Permissions { path: PathBuf, source: io::Error },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
+    #[error("data dir {} is in use by another pandabridge (it holds {})", path.display(), path.join(LOCK_FILE).display())]
+    InUse { path: PathBuf },
 }
 
 /// What [`prepare_data_dir`] did, for the startup log.
@@ -404,4 +408,38 @@ pub(super) fn check_token(token: &str) -> Result<&str, String> {
         return Err("must be printable ASCII without spaces".to_owned());
     }
     Ok(token)
+}
+
+/// The data dir's lock, held while it lives (see [`lock_data_dir`]).
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+}
+
+/// How long [`lock_data_dir`] waits for a daemon that is still finishing its stop.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Takes `DATA_DIR/lock` (an exclusive `flock`, released when the process ends however it
+/// ends), so that a second daemon on the same data dir stops before it touches anything of the
+/// first's: its `listen-addr`, its secrets, its store.
+pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock, DataDirError> {
+    use fs2::FileExt;
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(FILE_MODE)
+        .open(&path)
+        .map_err(|source| DataDirError::Write { path, source })?;
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    while file.try_lock_exclusive().is_err() {
+        if std::time::Instant::now() >= deadline {
+            return Err(DataDirError::InUse {
+                path: dir.to_owned(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(DataDirLock { _file: file })
 }

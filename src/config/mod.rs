@@ -23,9 +23,9 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
 pub use data_dir::{
-    clear_listen_addr, load_or_create_admin_token, prepare_data_dir, write_listen_addr,
-    write_private_file, AdminToken, AdminTokenError, AdminTokenSource, DataDirError, DataDirStatus,
-    ADMIN_TOKEN_FILE, LISTEN_ADDR_FILE,
+    clear_listen_addr, load_or_create_admin_token, lock_data_dir, prepare_data_dir,
+    write_listen_addr, write_private_file, AdminToken, AdminTokenError, AdminTokenSource,
+    DataDirError, DataDirLock, DataDirStatus, ADMIN_TOKEN_FILE, LISTEN_ADDR_FILE, LOCK_FILE,
 };
 pub use logging::init_tracing;
 
