@@ -431,15 +431,25 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock, DataDirError> {
         .write(true)
         .mode(FILE_MODE)
         .open(&path)
-        .map_err(|source| DataDirError::Write { path, source })?;
+        .map_err(|source| DataDirError::Write {
+            path: path.clone(),
+            source,
+        })?;
     let deadline = std::time::Instant::now() + LOCK_PATIENCE;
-    while file.try_lock_exclusive().is_err() {
-        if std::time::Instant::now() >= deadline {
-            return Err(DataDirError::InUse {
-                path: dir.to_owned(),
-            });
+    loop {
+        match file.try_lock_exclusive() {
+            Ok(()) => return Ok(DataDirLock { _file: file }),
+            // Held by another process; anything else (a filesystem without flock) is no
+            // reason to believe that.
+            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(DataDirError::InUse {
+                        path: dir.to_owned(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(source) => return Err(DataDirError::Write { path, source }),
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    Ok(DataDirLock { _file: file })
 }
