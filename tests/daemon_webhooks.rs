@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use support::daemon::{
     error_code, fixture, fixture_json, retry_after_secs, run_expecting_exit, with_incident_id,
-    Daemon,
+    Daemon, SlowPost,
 };
 
 /// The incident id used by the four fixtures.
@@ -845,19 +845,26 @@ fn bad_listen_value_fails_with_one_line() {
     assert!(!dir.path().join("listen-addr").exists());
 }
 
-/// Waits until a held request occupies the only webhook slot of a daemon started with
-/// `--max-in-flight 1`. Probes with a body that is refused anyway (400 when a slot is free,
-/// 503 once it is taken), so probing never changes state.
-async fn wait_until_slot_taken(d: &Daemon, source_id: &str, token: &str) {
+/// Starts a slow POST of `body` and waits until it occupies the only webhook slot of a daemon
+/// started with `--max-in-flight 1`; returns it, held. Probes with a body that is refused
+/// anyway (400 when a slot is free, 503 once it is taken), so probing never changes state.
+/// A probe holds the slot for a moment itself, so the held request can arrive just then and
+/// be refused: it is then sent again.
+async fn hold_the_only_slot(d: &Daemon, source_id: &str, token: &str, body: &[u8]) -> SlowPost {
+    let path = format!("/webhooks/bigpanda/{source_id}");
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut held = d.start_slow_post(&path, token, body);
     loop {
         let (status, reply) = d
             .post_webhook(source_id, token, b"probe", Some("application/json"))
             .await;
         match status {
-            503 => return,
+            503 => return held,
             400 => assert!(Instant::now() < deadline, "held request never admitted"),
             _ => panic!("unexpected probe reply {status}: {reply}"),
+        }
+        if held.answered() {
+            held = d.start_slow_post(&path, token, body);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -871,8 +878,7 @@ async fn overload_answers_503_with_retry_after_and_stores_nothing() {
     let path = format!("/webhooks/bigpanda/{src}");
 
     // Holds the only slot: admitted, body half sent.
-    let held = d.start_slow_post(&path, &token, &fixture("01-new"));
-    wait_until_slot_taken(&d, &src, &token).await;
+    let held = hold_the_only_slot(&d, &src, &token, &fixture("01-new")).await;
     let resp = d
         .request(Method::POST, &path)
         .bearer_auth(&token)
@@ -916,8 +922,7 @@ async fn sigterm_lets_an_in_flight_webhook_finish_and_refuses_new_work() {
     let mut d = Daemon::start(dir.path(), &["--max-in-flight", "1"]);
     let (src, token) = d.create_source("prod").await;
     let path = format!("/webhooks/bigpanda/{src}");
-    let held = d.start_slow_post(&path, &token, &fixture("01-new"));
-    wait_until_slot_taken(&d, &src, &token).await;
+    let held = hold_the_only_slot(&d, &src, &token, &fixture("01-new")).await;
 
     d.stop();
     let deadline = Instant::now() + Duration::from_secs(10);

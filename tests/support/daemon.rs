@@ -469,6 +469,19 @@ pub struct SlowPost {
 }
 
 impl SlowPost {
+    /// Whether the daemon has already answered (so refused) the request before its body was
+    /// complete: bytes waiting on the connection, or the connection closed.
+    pub fn answered(&self) -> bool {
+        self.stream.set_nonblocking(true).expect("nonblocking");
+        let mut byte = [0u8; 1];
+        let answered = match self.stream.peek(&mut byte) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        self.stream.set_nonblocking(false).expect("blocking");
+        answered
+    }
+
     /// Sends the rest of the body and reads the reply.
     pub fn finish(mut self) -> (u16, Value) {
         self.stream
