@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod engine;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+mod flock;
 pub mod http;
 pub mod integration;
 pub mod lifecycle;

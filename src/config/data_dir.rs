@@ -423,7 +423,6 @@ const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 /// ends), so that a second daemon on the same data dir stops before it touches anything of the
 /// first's: its `listen-addr`, its secrets, its store.
 pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock, DataDirError> {
-    use fs2::FileExt;
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .create(true)
@@ -435,21 +434,11 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock, DataDirError> {
             path: path.clone(),
             source,
         })?;
-    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
-    loop {
-        match file.try_lock_exclusive() {
-            Ok(()) => return Ok(DataDirLock { _file: file }),
-            // Held by another process; anything else (a filesystem without flock) is no
-            // reason to believe that.
-            Err(e) if e.kind() == fs2::lock_contended_error().kind() => {
-                if std::time::Instant::now() >= deadline {
-                    return Err(DataDirError::InUse {
-                        path: dir.to_owned(),
-                    });
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(source) => return Err(DataDirError::Write { path, source }),
-        }
+    match crate::flock::lock_within(&file, LOCK_PATIENCE) {
+        Ok(true) => Ok(DataDirLock { _file: file }),
+        Ok(false) => Err(DataDirError::InUse {
+            path: dir.to_owned(),
+        }),
+        Err(source) => Err(DataDirError::Write { path, source }),
     }
 }

@@ -675,45 +675,34 @@ pub fn fold_log_for_next_open(dir: &Path, opts: &StoreOptions) -> Result<(), Sto
 const LOCK_PATIENCE: Duration = Duration::from_secs(2);
 
 fn open_sled(dir: &Path, opts: &StoreOptions) -> Result<sled::Db, StoreError> {
-    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
-    loop {
-        let patient = std::time::Instant::now() < deadline;
-        if !discard_torn_snapshot(dir)? && patient {
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
-        }
-        match sled_config(dir, opts).open() {
-            // sled reports a held lock only in its message.
-            Err(sled::Error::Io(e)) if e.to_string().contains(LOCK_HELD) => {
-                if !patient {
-                    return Err(StoreError::Io(format!(
-                        "{e} (is another pandabridge using this data dir?)"
-                    )));
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            other => return Ok(other?),
-        }
+    if !discard_torn_snapshot(dir)? {
+        return Err(StoreError::Io(format!(
+            "{LOCK_HELD} on {} (is another pandabridge using this data dir?)",
+            dir.join("db").display()
+        )));
     }
+    Ok(sled_config(dir, opts).open()?)
 }
 
-/// How sled 0.34's error for a lock held elsewhere begins.
+/// How a store whose lock another process holds is reported (sled's own words for it).
 const LOCK_HELD: &str = "could not acquire lock";
 
 /// sled 0.34 writes a snapshot to `snap.N.generating`, syncs it, renames it to `snap.N` and
 /// only then deletes the previous one. A process killed before the rename leaves the torn
 /// file behind, which sled's next open takes for the newest snapshot and refuses as corrupt:
 /// the store would not open again by itself. Removing it loses nothing, the previous
-/// snapshot and the log being intact. Done only under sled's own file lock, so that the file
-/// of a live process is never touched; false if another handle holds that lock.
+/// snapshot and the log being intact. Done only under sled's own file lock (waited for up to
+/// [`LOCK_PATIENCE`]), so that the file of a live process is never touched; false if another
+/// handle still holds that lock. Once it is released here, sled's open takes it.
 fn discard_torn_snapshot(dir: &Path) -> Result<bool, StoreError> {
-    use fs2::FileExt;
     let file = match std::fs::File::open(dir.join("db")) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
         Err(e) => return Err(StoreError::Io(format!("cannot open the store's file: {e}"))),
     };
-    if file.try_lock_exclusive().is_err() {
+    let locked = crate::flock::lock_within(&file, LOCK_PATIENCE)
+        .map_err(|e| StoreError::Io(format!("cannot lock the store's file: {e}")))?;
+    if !locked {
         return Ok(false);
     }
     let entries = std::fs::read_dir(dir)
