@@ -527,9 +527,8 @@ impl super::commit::Apply for WalApplier {
             // in the log, and the next start applies it. Until then no later group can be
             // applied, so the store refuses writes and reads (`/readyz` says so).
             tracing::error!(error = %e, "The store could not apply a durable group; it refuses writes and reads until pandabridge is restarted, which applies the group from the write-ahead log.");
-            return applied;
         }
-        Ok(())
+        applied
     }
 
     fn applied_file(&mut self, seq: u64) {
