@@ -204,10 +204,12 @@ fn step_record(previous: Option<&StoredAlert>, step: &Step) -> (Record, HistoryT
     let alert = &step.alert;
     let mut w = Record::with_capacity(4096);
     // The history entries since the last chunk, this step's included.
-    let mut tail = previous.map(|p| p.tail.clone()).unwrap_or_default();
+    let mut tail = HistoryTail::with_room(previous.map(|p| &p.tail), step.history.len());
     for entry in &step.history {
         tail.push(entry);
     }
+    // The tail lives on in the writer's state, one per live incident actor: no spare room.
+    tail.json.shrink_to_fit();
     if tail.len >= HISTORY_CHUNK {
         // The chunk goes before the alert record: sled applies a record's operations one
         // by one, and `Store::history` reads the alert first, so a reader that sees the
@@ -416,6 +418,20 @@ pub struct HistoryTail {
 }
 
 impl HistoryTail {
+    /// A copy of `previous` (or an empty tail) with room for `entries` more, so that
+    /// appending them allocates once.
+    fn with_room(previous: Option<&HistoryTail>, entries: usize) -> HistoryTail {
+        // A webhook's entry is about 150 bytes; a larger one just grows the buffer.
+        const ENTRY_ROOM: usize = 192;
+        let earlier = previous.map_or(&[][..], |p| &p.json[..]);
+        let mut json = Vec::with_capacity(earlier.len() + entries * ENTRY_ROOM);
+        json.extend_from_slice(earlier);
+        HistoryTail {
+            json,
+            len: previous.map_or(0, |p| p.len),
+        }
+    }
+
     fn push(&mut self, entry: &HistoryEvent) {
         if self.len > 0 {
             self.json.push(b',');
@@ -426,10 +442,11 @@ impl HistoryTail {
     }
 
     fn from_entries(entries: &[HistoryEvent]) -> HistoryTail {
-        let mut tail = HistoryTail::default();
+        let mut tail = HistoryTail::with_room(None, entries.len());
         for entry in entries {
             tail.push(entry);
         }
+        tail.json.shrink_to_fit();
         tail
     }
 

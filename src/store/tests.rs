@@ -443,6 +443,24 @@ async fn history_moves_to_chunks_and_reads_back_whole_in_order() {
     assert_eq!(chunks, 3, "25 entries: three chunks of 8 and a tail of 1");
 }
 
+/// Every live incident actor keeps its tail between steps, so spare room in it is memory
+/// multiplied by the live-actor cap.
+#[tokio::test]
+async fn a_tail_kept_between_steps_has_no_spare_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let mut stored = None;
+    for n in 1..=(HISTORY_CHUNK as i64 + 2) {
+        let kept = flap(&store, stored, n - 1, 1, "01H").await;
+        assert!(kept.tail.len > 0 || n as usize % HISTORY_CHUNK == 0);
+        assert_eq!(kept.tail.json.capacity(), kept.tail.json.len(), "after {n}");
+        let loaded = store.load_alert("s", "inc").unwrap().unwrap();
+        assert_eq!(loaded, kept);
+        assert_eq!(loaded.tail.json.capacity(), loaded.tail.json.len());
+        stored = Some(kept);
+    }
+}
+
 #[tokio::test]
 async fn a_history_read_racing_a_chunk_move_sees_each_entry_once() {
     let dir = tempfile::tempdir().unwrap();
