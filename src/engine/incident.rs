@@ -14,7 +14,7 @@ use super::{AlertKey, EngineError, Shared};
 
 /// What a caller gets back from an applied input, once it is on disk.
 pub struct Pending {
-    pub alert: Alert,
+    pub alert: Arc<Alert>,
     pub outcome: lifecycle::Outcome,
 }
 
@@ -146,7 +146,7 @@ impl Actor for IncidentActor {
                 let claim = state.load().map(|()| {
                     state
                         .stored()
-                        .map(|s| &s.alert)
+                        .map(|s| &*s.alert)
                         .filter(|a| a.close_claimable(epoch))
                         .cloned()
                 });
@@ -175,7 +175,7 @@ async fn apply(state: &mut IncidentState, input: Arc<Input>) -> Result<Pending, 
         },
         source_id: state.key.source_id.clone(),
     };
-    let Some(step) = lifecycle::step(stored.map(|s| &s.alert), &input, &ctx) else {
+    let Some(step) = lifecycle::step(stored.map(|s| &*s.alert), &input, &ctx) else {
         return Err(EngineError::NotFound);
     };
     // Nothing of the step is readable, nor survives a restart, unless this resolves with Ok.
@@ -197,9 +197,11 @@ async fn apply(state: &mut IncidentState, input: Arc<Input>) -> Result<Pending, 
     if matches!(*input, Input::Webhook(_)) {
         shared.metrics.count_outcome(step.outcome);
     }
-    state.alert = Some(Some(StoredAlert::after(&step, tail)));
+    // The actor and the caller share the new alert: no copy of it per step.
+    let alert = Arc::new(step.alert);
+    state.alert = Some(Some(StoredAlert::after(Arc::clone(&alert), tail)));
     Ok(Pending {
-        alert: step.alert,
+        alert,
         outcome: step.outcome,
     })
 }

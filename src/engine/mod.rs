@@ -87,7 +87,8 @@ impl Shared {
 /// The result of an input, once durable.
 #[derive(Debug, Clone)]
 pub struct Applied {
-    pub alert: Alert,
+    /// Shared with the incident's actor.
+    pub alert: Arc<Alert>,
     pub outcome: Outcome,
 }
 

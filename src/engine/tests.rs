@@ -57,7 +57,7 @@ async fn one_incidents_inputs_apply_in_order_and_alerts_are_shared() {
         let applied = t.await.unwrap().unwrap();
         ids.entry(applied.alert.incident_id.clone())
             .or_insert_with(Vec::new)
-            .push(applied.alert.id);
+            .push(applied.alert.id.clone());
     }
     assert_eq!(ids.len(), 4);
     for v in ids.values() {
@@ -257,7 +257,7 @@ async fn a_failed_flush_is_not_acknowledged_and_leaves_no_trace() {
     assert_eq!(failed.err(), Some(EngineError::Store(StoreError::Injected)));
     // Neither the actor nor the tree kept the unacknowledged step.
     let stored = engine.store().alert(&first.alert.id).unwrap().unwrap();
-    assert_eq!(stored, first.alert);
+    assert_eq!(stored, *first.alert);
     assert_eq!(engine.store().history(&first.alert.id).unwrap().len(), 1);
 
     engine.store().faults().set_failing_flushes(false);

@@ -394,15 +394,17 @@ fn decompress(key: &[u8], bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
 /// alert, and its newest history entries that ride in its record (see the key layout above).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredAlert {
-    pub alert: Alert,
+    /// Shared with whoever is told of the step that made it, not copied for them.
+    pub alert: Arc<Alert>,
     tail: HistoryTail,
 }
 
 impl StoredAlert {
-    /// The stored state once a step written by [`Store::write_step`] is durable.
-    pub fn after(step: &Step, written: HistoryTail) -> StoredAlert {
+    /// The stored state once a step written by [`Store::write_step`] is durable: the step's
+    /// alert and the tail that the write returned.
+    pub fn after(alert: Arc<Alert>, written: HistoryTail) -> StoredAlert {
         StoredAlert {
-            alert: step.alert.clone(),
+            alert,
             tail: written,
         }
     }
@@ -875,7 +877,7 @@ impl Store {
         };
         match alert_record::<Vec<HistoryEvent>>(tree, &id)? {
             Some((alert, tail)) => Ok(Some(StoredAlert {
-                alert,
+                alert: Arc::new(alert),
                 tail: HistoryTail::from_entries(&tail),
             })),
             // An incident key always comes with its alert, in the same record.
@@ -890,7 +892,7 @@ impl Store {
     /// entries and its outbox effects. Nothing of it is visible, to reads or after a restart,
     /// until the returned future resolves with `Ok`; if it fails, nothing of the step remains.
     /// `previous` is the alert as stored before the step; once the write is durable, the
-    /// writer's new state is `StoredAlert::after(step, tail)`.
+    /// writer's new state is `StoredAlert::after(step.alert, tail)`.
     pub fn write_step(
         &self,
         previous: Option<&StoredAlert>,

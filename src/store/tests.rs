@@ -24,7 +24,7 @@ fn snap(incident: &str, open: bool, version: i64) -> Snapshot {
 async fn commit(store: &Store, prev: Option<&StoredAlert>, s: &Step) -> StoredAlert {
     let (durable, tail) = store.write_step(prev, s).unwrap();
     durable.await.unwrap().unwrap();
-    StoredAlert::after(s, tail)
+    StoredAlert::after(Arc::new(s.alert.clone()), tail)
 }
 
 async fn apply(store: &Store, source: &str, input: Input, id: &str) -> Step {
@@ -38,7 +38,7 @@ async fn apply(store: &Store, source: &str, input: Input, id: &str) -> Step {
         new_alert_id: id.into(),
         source_id: source.into(),
     };
-    let s = step(prev.as_ref().map(|p| &p.alert), &input, &ctx).unwrap();
+    let s = step(prev.as_ref().map(|p| &*p.alert), &input, &ctx).unwrap();
     commit(store, prev.as_ref(), &s).await;
     s
 }
@@ -408,7 +408,7 @@ async fn flap(
             source_id: "s".into(),
         };
         let input = Input::Webhook(snap("inc", v % 2 == 0, v));
-        let s = step(stored.as_ref().map(|p| &p.alert), &input, &ctx).unwrap();
+        let s = step(stored.as_ref().map(|p| &*p.alert), &input, &ctx).unwrap();
         stored = Some(commit(store, stored.as_ref(), &s).await);
     }
     stored.unwrap()
@@ -562,7 +562,7 @@ async fn upgrade_from(from: u8) {
         stored_tail
     };
     assert_eq!(loaded.tail, expected_tail);
-    assert_eq!(store.alert("01J").unwrap().as_ref(), Some(&stored.alert));
+    assert_eq!(store.alert("01J").unwrap().as_ref(), Some(&*stored.alert));
     assert_eq!(versions(&store.history("01J").unwrap()), [0, 1, 2]);
     // New steps chunk on top of the old entries.
     flap(&store, Some(loaded), 3, 10, "01J").await;
@@ -738,7 +738,7 @@ async fn history_reads_back_every_step_entry_across_multi_entry_steps() {
             new_alert_id: "01M".into(),
             source_id: "s".into(),
         };
-        let s = step(stored.as_ref().map(|p| &p.alert), input, &ctx).unwrap();
+        let s = step(stored.as_ref().map(|p| &*p.alert), input, &ctx).unwrap();
         expected.extend(s.history.iter().cloned());
         stored = Some(commit(&store, stored.as_ref(), &s).await);
         assert_eq!(store.history("01M").unwrap(), expected, "after input {n}");

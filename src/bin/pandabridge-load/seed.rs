@@ -67,7 +67,7 @@ pub fn seed(data_dir: &Path, incidents: usize, steps: u32) -> anyhow::Result<()>
                             source_id: SEED_SOURCE.into(),
                         };
                         let Some(st) = step(
-                            alert.as_ref().map(|a| &a.alert),
+                            alert.as_ref().map(|a| &*a.alert),
                             &Input::Webhook(snap),
                             &ctx,
                         ) else {
@@ -75,7 +75,7 @@ pub fn seed(data_dir: &Path, incidents: usize, steps: u32) -> anyhow::Result<()>
                         };
                         let (durable, tail) = store.write_step(alert.as_ref(), &st)?;
                         durable.await??;
-                        alert = Some(StoredAlert::after(&st, tail));
+                        alert = Some(StoredAlert::after(Arc::new(st.alert), tail));
                     }
                     if incident > 0 && incident % 100_000 == 0 {
                         eprintln!(
