@@ -239,7 +239,10 @@ async fn send(
         (_, Some(id)) => running.engine.apply_to_alert(id, input).await,
     };
     match result {
-        Ok(applied) => Ok((Expect::Outcome(applied.outcome), Some(std::sync::Arc::unwrap_or_clone(applied.alert)))),
+        Ok(applied) => Ok((
+            Expect::Outcome(applied.outcome),
+            Some(std::sync::Arc::unwrap_or_clone(applied.alert)),
+        )),
         Err(EngineError::NotFound) => Ok((Expect::NoAlert, None)),
         Err(e) => Err(TestCaseError::fail(format!("the engine failed: {e}"))),
     }

@@ -270,6 +270,48 @@ async fn a_failed_flush_is_not_acknowledged_and_leaves_no_trace() {
     engine.shutdown().await;
 }
 
+/// An actor reads its incident's alert on the first input that needs it. When that read
+/// fails, the input fails with it, and the actor must not take the incident for a new one: the
+/// next input reads again and finds the alert.
+#[tokio::test]
+async fn a_failed_first_read_fails_its_input_and_the_next_input_reads_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key("inc-rd");
+    let first = {
+        let engine = engine(dir.path(), Duration::from_secs(60)).await;
+        let first = engine
+            .apply(&k, Input::Webhook(snap("inc-rd", true, 1)))
+            .await
+            .unwrap();
+        engine.shutdown().await;
+        first
+    };
+    // A fresh engine: the incident's actor has not read its alert yet.
+    let engine = engine(dir.path(), Duration::from_secs(60)).await;
+    engine.store().faults().set_failing_reads(true);
+    for _ in 0..2 {
+        let failed = engine
+            .apply(&k, Input::Webhook(snap("inc-rd", false, 2)))
+            .await;
+        assert_eq!(failed.err(), Some(EngineError::Store(StoreError::Injected)));
+    }
+    engine.store().faults().set_failing_reads(false);
+    assert_eq!(engine.store().history(&first.alert.id).unwrap().len(), 1);
+    let resent = engine
+        .apply(&k, Input::Webhook(snap("inc-rd", false, 2)))
+        .await
+        .unwrap();
+    assert_eq!(resent.outcome, Outcome::Resolved);
+    assert_eq!(resent.alert.id, first.alert.id);
+    assert_eq!(resent.alert.history_len, 2);
+    assert_eq!(
+        engine.live_actors().await,
+        1,
+        "the failed read restarted the actor"
+    );
+    engine.shutdown().await;
+}
+
 #[cfg(feature = "fault-injection")]
 // Two workers: the slow step blocks one, as a stuck disk would, while callers' timers run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -93,8 +93,9 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-/// A switch that makes every write and flush fail, to test how the daemon behaves when the disk
-/// does. Always compiled (one relaxed load per write); only tests flip it.
+/// Switches that make every write and flush fail, or every read, to test how the daemon
+/// behaves when the disk does. Always compiled (one relaxed load per operation); only tests
+/// flip them.
 ///
 /// It also remembers whether the last write or flush failed (`degraded`), injected or real, so
 /// `/readyz` can say so; the flusher probes the disk while degraded and clears it on success.
@@ -102,6 +103,7 @@ impl From<sled::Error> for StoreError {
 pub struct Faults {
     fail_writes: AtomicBool,
     fail_flushes: AtomicBool,
+    fail_reads: AtomicBool,
     degraded: AtomicBool,
 }
 
@@ -113,6 +115,17 @@ impl Faults {
     /// then their group fails and nothing of it is applied.
     pub fn set_failing_flushes(&self, failing: bool) {
         self.fail_flushes.store(failing, Ordering::Relaxed);
+    }
+    /// Fails every read of the store (an unreadable disk), writes untouched.
+    pub fn set_failing_reads(&self, failing: bool) {
+        self.fail_reads.store(failing, Ordering::Relaxed);
+    }
+    fn check_read(&self) -> Result<(), StoreError> {
+        if self.fail_reads.load(Ordering::Relaxed) {
+            Err(StoreError::Injected)
+        } else {
+            Ok(())
+        }
     }
     fn check_flush(&self) -> Result<(), StoreError> {
         if self.fail_flushes.load(Ordering::Relaxed) {
@@ -819,6 +832,7 @@ impl Store {
     /// The tree, once every write acknowledged so far is applied to it: what every read goes
     /// through (see `GroupCommit::wait_applied`).
     fn visible(&self) -> Result<&sled::Db, StoreError> {
+        self.faults.check_read()?;
         self.commit.wait_applied()?;
         Ok(&self.tree)
     }
