@@ -103,14 +103,15 @@ pub struct Engine {
 pub struct EngineOptions {
     /// Incident actors with no input for this long are stopped; their state stays in the store.
     pub idle_timeout: Duration,
-    /// At most this many incident actors live at once (about 12-15 KB each with their alert);
+    /// At most this many incident actors live at once (about 11-14 KB each with their alert,
+    /// most of it ractor's mailboxes; docs/performance.md);
     /// beyond it the least recently used retire early.
     pub max_live_actors: usize,
     /// How long a caller waits for its incident actor before answering 503.
     pub reply_timeout: Duration,
 }
 
-/// Default cap on live incident actors: ~150-200 MB of actors and their alerts at most.
+/// Default cap on live incident actors: ~110-140 MB of actors and their alerts at most.
 pub const DEFAULT_MAX_LIVE_ACTORS: usize = 10_000;
 
 impl Default for EngineOptions {

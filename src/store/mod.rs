@@ -99,6 +99,7 @@ impl From<sled::Error> for StoreError {
 ///
 /// It also remembers whether the last write or flush failed (`degraded`), injected or real, so
 /// `/readyz` can say so; the flusher probes the disk while degraded and clears it on success.
+/// Read faults are not recorded as degraded and do not change `/readyz`.
 #[derive(Debug, Default)]
 pub struct Faults {
     fail_writes: AtomicBool,
@@ -221,8 +222,6 @@ fn step_record(previous: Option<&StoredAlert>, step: &Step) -> (Record, HistoryT
     for entry in &step.history {
         tail.push(entry);
     }
-    // The tail lives on in the writer's state, one per live incident actor: no spare room.
-    tail.json.shrink_to_fit();
     if tail.len >= HISTORY_CHUNK {
         // The chunk goes before the alert record: sled applies a record's operations one
         // by one, and `Store::history` reads the alert first, so a reader that sees the
@@ -232,6 +231,9 @@ fn step_record(previous: Option<&StoredAlert>, step: &Step) -> (Record, HistoryT
         w.insert_with(&history_key(&alert.id, first_seq), |b| tail.encode_chunk(b));
         tail = HistoryTail::default();
     }
+    // The tail lives on in the writer's state, one per live incident actor. `with_room` kept
+    // it from doubling; this trims the rest of the reserve where the allocator can.
+    tail.json.shrink_to_fit();
     w.insert_with(&alert_key(&alert.id), |b| {
         encode_alert_record(alert, &tail, b)
     });
@@ -906,7 +908,7 @@ impl Store {
     /// entries and its outbox effects. Nothing of it is visible, to reads or after a restart,
     /// until the returned future resolves with `Ok`; if it fails, nothing of the step remains.
     /// `previous` is the alert as stored before the step; once the write is durable, the
-    /// writer's new state is `StoredAlert::after(step.alert, tail)`.
+    /// writer's new state is `StoredAlert::after(Arc::new(step.alert), tail)`.
     pub fn write_step(
         &self,
         previous: Option<&StoredAlert>,
