@@ -93,8 +93,8 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-/// Switches that make every write and flush fail, or every read, to test how the daemon
-/// behaves when the disk does. Always compiled (one relaxed load per operation); only tests
+/// Switches that make every write and flush fail, or every read, or sled's applying of
+/// durable groups, to test how the daemon behaves when the disk or sled does. Always compiled (one relaxed load per operation); only tests
 /// flip them.
 ///
 /// It also remembers whether the last write or flush failed (`degraded`), injected or real, so
@@ -105,6 +105,7 @@ pub struct Faults {
     fail_writes: AtomicBool,
     fail_flushes: AtomicBool,
     fail_reads: AtomicBool,
+    fail_applies: AtomicBool,
     degraded: AtomicBool,
 }
 
@@ -123,6 +124,18 @@ impl Faults {
     }
     fn check_read(&self) -> Result<(), StoreError> {
         if self.fail_reads.load(Ordering::Relaxed) {
+            Err(StoreError::Injected)
+        } else {
+            Ok(())
+        }
+    }
+    /// Fails the applying of durable groups to sled, as a sled error would: the groups are
+    /// in the write-ahead log and answered, and the next open applies them.
+    pub fn set_failing_applies(&self, failing: bool) {
+        self.fail_applies.store(failing, Ordering::Relaxed);
+    }
+    fn check_apply(&self) -> Result<(), StoreError> {
+        if self.fail_applies.load(Ordering::Relaxed) {
             Err(StoreError::Injected)
         } else {
             Ok(())

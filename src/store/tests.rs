@@ -341,6 +341,47 @@ async fn acknowledged_steps_survive_a_crash_before_any_checkpoint() {
     store.close();
 }
 
+/// A group is answered once it is in the write-ahead log, before sled applies it. When sled
+/// then fails, the acknowledged step must not be lost, nor a read serve a tree without it: the
+/// store refuses reads and writes, and the next open applies the group from the log.
+#[tokio::test]
+async fn a_step_sled_could_not_apply_is_refused_to_readers_and_applied_by_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let created = apply(&store, "s", Input::Webhook(snap("inc", true, 1)), "01F").await;
+    assert_eq!(created.alert.status, AlertStatus::Firing);
+
+    store.faults().set_failing_applies(true);
+    let prev = store.load_alert("s", "inc").unwrap();
+    let ctx = Ctx {
+        now: 2,
+        new_alert_id: String::new(),
+        source_id: "s".into(),
+    };
+    let input = Input::Webhook(snap("inc", false, 2));
+    let closed = step(prev.as_ref().map(|p| &*p.alert), &input, &ctx).unwrap();
+    let (durable, _) = store.write_step(prev.as_ref(), &closed).unwrap();
+    durable.await.unwrap().unwrap(); // acknowledged
+    assert_eq!(store.alert("01F").err(), Some(StoreError::Injected));
+    assert_eq!(
+        store.load_alert("s", "inc").err(),
+        Some(StoreError::Injected)
+    );
+    assert!(!store.healthy(), "/readyz must say the store refuses work");
+    // The switch off, the store still refuses: what sled failed to apply is only in the log.
+    store.faults().set_failing_applies(false);
+    assert_eq!(store.alert("01F").err(), Some(StoreError::Injected));
+    store.close();
+    drop(store);
+
+    let reopened = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let alert = reopened.alert("01F").unwrap().unwrap();
+    assert_eq!(alert.status, AlertStatus::Resolved);
+    assert_eq!(alert, closed.alert);
+    assert_eq!(reopened.history("01F").unwrap().len(), 2);
+    reopened.close();
+}
+
 #[test]
 fn wal_records_round_trip_and_a_torn_tail_is_dropped() {
     let ops_a: Vec<wal::Op> = vec![

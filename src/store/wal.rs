@@ -371,6 +371,7 @@ pub(super) struct WalWriter {
 pub(super) struct WalApplier {
     db: sled::Db,
     checkpointer: Checkpointer,
+    faults: Arc<Faults>,
 }
 
 /// Opens the next WAL file and starts the checkpoint thread: the two ends of the log.
@@ -389,10 +390,14 @@ pub(super) fn start(
         written: 0,
         opened_at: Instant::now(),
         closed: None,
-        faults,
+        faults: Arc::clone(&faults),
     };
     writer.open_file()?;
-    let applier = WalApplier { db, checkpointer };
+    let applier = WalApplier {
+        db,
+        checkpointer,
+        faults,
+    };
     Ok((writer, applier))
 }
 
@@ -514,7 +519,11 @@ impl super::commit::Sink for WalWriter {
 
 impl super::commit::Apply for WalApplier {
     fn apply(&mut self, group: &[u8]) -> Result<(), StoreError> {
-        let applied = match apply_records(&self.db, group) {
+        let records = self
+            .faults
+            .check_apply()
+            .and_then(|()| apply_records(&self.db, group));
+        let applied = match records {
             Ok((_, [])) => Ok(()),
             Ok((_, rest)) => Err(StoreError::Corrupt {
                 key: "write-ahead log group".into(),
