@@ -351,8 +351,10 @@ async fn a_step_sled_could_not_apply_is_refused_to_readers_and_applied_by_the_ne
     let created = apply(&store, "s", Input::Webhook(snap("inc", true, 1)), "01F").await;
     assert_eq!(created.alert.status, AlertStatus::Firing);
 
-    store.faults().set_failing_applies(true);
+    // Read first: a read waits until every answered group is applied, so the switch below
+    // cannot catch the first step's group, which is answered before it is applied.
     let prev = store.load_alert("s", "inc").unwrap();
+    store.faults().set_failing_applies(true);
     let ctx = Ctx {
         now: 2,
         new_alert_id: String::new(),
