@@ -109,6 +109,15 @@ pub struct Faults {
     degraded: AtomicBool,
 }
 
+/// The injected error while `switch` is on.
+fn injected(switch: &AtomicBool) -> Result<(), StoreError> {
+    if switch.load(Ordering::Relaxed) {
+        Err(StoreError::Injected)
+    } else {
+        Ok(())
+    }
+}
+
 impl Faults {
     pub fn set_failing(&self, failing: bool) {
         self.fail_writes.store(failing, Ordering::Relaxed);
@@ -123,11 +132,7 @@ impl Faults {
         self.fail_reads.store(failing, Ordering::Relaxed);
     }
     fn check_read(&self) -> Result<(), StoreError> {
-        if self.fail_reads.load(Ordering::Relaxed) {
-            Err(StoreError::Injected)
-        } else {
-            Ok(())
-        }
+        injected(&self.fail_reads)
     }
     /// Fails the applying of durable groups to sled, as a sled error would: the groups are
     /// in the write-ahead log and answered, and the next open applies them.
@@ -135,25 +140,13 @@ impl Faults {
         self.fail_applies.store(failing, Ordering::Relaxed);
     }
     fn check_apply(&self) -> Result<(), StoreError> {
-        if self.fail_applies.load(Ordering::Relaxed) {
-            Err(StoreError::Injected)
-        } else {
-            Ok(())
-        }
+        injected(&self.fail_applies)
     }
     fn check_flush(&self) -> Result<(), StoreError> {
-        if self.fail_flushes.load(Ordering::Relaxed) {
-            Err(StoreError::Injected)
-        } else {
-            self.check()
-        }
+        injected(&self.fail_flushes).and_then(|()| self.check())
     }
     fn check(&self) -> Result<(), StoreError> {
-        if self.fail_writes.load(Ordering::Relaxed) {
-            Err(StoreError::Injected)
-        } else {
-            Ok(())
-        }
+        injected(&self.fail_writes)
     }
     /// Records the result of a write or flush.
     fn record<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
