@@ -94,8 +94,8 @@ impl From<sled::Error> for StoreError {
 }
 
 /// Switches that make every write and flush fail, or every read, or sled's applying of
-/// durable groups, to test how the daemon behaves when the disk or sled does. Always compiled (one relaxed load per operation); only tests
-/// flip them.
+/// durable groups, to test how the daemon behaves when the disk or sled does. Always compiled
+/// (one relaxed load per operation); only tests flip them.
 ///
 /// It also remembers whether the last write or flush failed (`degraded`), injected or real, so
 /// `/readyz` can say so; the flusher probes the disk while degraded and clears it on success.

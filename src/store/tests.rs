@@ -353,17 +353,10 @@ async fn a_step_sled_could_not_apply_is_refused_to_readers_and_applied_by_the_ne
 
     // Read first: a read waits until every answered group is applied, so the switch below
     // cannot catch the first step's group, which is answered before it is applied.
-    let prev = store.load_alert("s", "inc").unwrap();
+    store.load_alert("s", "inc").unwrap();
     store.faults().set_failing_applies(true);
-    let ctx = Ctx {
-        now: 2,
-        new_alert_id: String::new(),
-        source_id: "s".into(),
-    };
-    let input = Input::Webhook(snap("inc", false, 2));
-    let closed = step(prev.as_ref().map(|p| &*p.alert), &input, &ctx).unwrap();
-    let (durable, _) = store.write_step(prev.as_ref(), &closed).unwrap();
-    durable.await.unwrap().unwrap(); // acknowledged
+    // Acknowledged: `apply` waits until the step is durable.
+    let closed = apply(&store, "s", Input::Webhook(snap("inc", false, 2)), "01F").await;
     assert_eq!(store.alert("01F").err(), Some(StoreError::Injected));
     assert_eq!(
         store.load_alert("s", "inc").err(),
