@@ -16,6 +16,7 @@
 //! has caught up).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -88,6 +89,13 @@ pub(super) trait Apply: Send + 'static {
     fn applied_file(&mut self, seq: u64);
     /// The last call, with every group applied: checkpoints up to log file `seq`.
     fn finish(&mut self, seq: u64);
+    /// Every group handed over so far is applied: the moment for upkeep that must not hold up
+    /// a waiting group. Called once each time the queue runs empty, and then with `quiet` set
+    /// after each [`QUIET`] without a group. An error is final, as for `apply`.
+    fn caught_up(&mut self, quiet: bool) -> Result<(), StoreError> {
+        let _ = quiet;
+        Ok(())
+    }
 }
 
 /// What the flusher hands the apply thread, in log order.
@@ -105,6 +113,9 @@ const APPLY_BACKLOG: usize = 64;
 
 /// The group size from which the flusher lingers before the next flush.
 const LINGER_FROM_GROUP: usize = 4;
+
+/// How long the apply thread goes without a group before it calls the store quiet.
+pub(super) const QUIET: Duration = Duration::from_secs(1);
 
 /// How often a store whose last write failed is probed when no writer comes.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -287,7 +298,8 @@ impl GroupCommit {
     /// start.
     fn apply_loop(&self, mut applier: impl Apply, jobs: std::sync::mpsc::Receiver<Job>) {
         let mut failed = false;
-        while let Ok(job) = jobs.recv() {
+        let mut next = jobs.recv();
+        while let Ok(job) = next {
             match job {
                 Job::Apply(_, _) | Job::FileClosed(_) if failed => {}
                 Job::Apply(group, n) => match applier.apply(&group) {
@@ -305,6 +317,33 @@ impl GroupCommit {
                     return;
                 }
             }
+            next = match jobs.try_recv() {
+                Ok(job) => Ok(job),
+                Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) => {
+                    self.upkeep(&mut applier, &mut failed, false);
+                    loop {
+                        match jobs.recv_timeout(QUIET) {
+                            Ok(job) => break Ok(job),
+                            Err(RecvTimeoutError::Timeout) => {
+                                self.upkeep(&mut applier, &mut failed, true)
+                            }
+                            Err(RecvTimeoutError::Disconnected) => return,
+                        }
+                    }
+                }
+            };
+        }
+    }
+
+    /// `Apply::caught_up`, unless applying has failed; its failure is one too.
+    fn upkeep(&self, applier: &mut impl Apply, failed: &mut bool, quiet: bool) {
+        if *failed {
+            return;
+        }
+        if let Err(e) = applier.caught_up(quiet) {
+            *failed = true;
+            self.visibility.fail(e);
         }
     }
 
@@ -424,6 +463,62 @@ mod tests {
         };
         let gc = GroupCommit::start(NoLog, sink, Duration::ZERO).expect("flusher starts");
         (gc, go, applied)
+    }
+
+    /// An applier that waits for the test's go before each group and notes each call.
+    struct NotingApply {
+        go: mpsc::Receiver<()>,
+        calls: Arc<Mutex<Vec<&'static str>>>,
+    }
+
+    impl Apply for NotingApply {
+        fn apply(&mut self, _group: &[u8]) -> Result<(), StoreError> {
+            let _ = self.go.recv();
+            self.calls.lock().expect("calls").push("apply");
+            Ok(())
+        }
+        fn applied_file(&mut self, _seq: u64) {}
+        fn finish(&mut self, _seq: u64) {}
+        fn caught_up(&mut self, quiet: bool) -> Result<(), StoreError> {
+            let call = if quiet { "quiet" } else { "caught_up" };
+            self.calls.lock().expect("calls").push(call);
+            Ok(())
+        }
+    }
+
+    /// Upkeep (a fold of sled's log) must not hold up a group that is waiting: the apply
+    /// thread calls `caught_up` only once nothing is queued, not after every group, and calls
+    /// it again as quiet once no group came for a while.
+    #[tokio::test]
+    async fn upkeep_runs_only_once_no_group_waits_and_again_when_quiet() {
+        let (go, wait) = mpsc::channel();
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let applier = NotingApply {
+            go: wait,
+            calls: Arc::clone(&calls),
+        };
+        let gc = GroupCommit::start(NoLog, applier, Duration::ZERO).expect("flusher starts");
+        for record in [&b"one"[..], b"two", b"three"] {
+            let durable = gc.append(record).expect("appended");
+            durable.await.expect("answered").expect("durable");
+        }
+        // The first group is held at the gate; let the other two reach the queue behind it
+        // (each is queued just after its writers are answered).
+        std::thread::sleep(Duration::from_millis(50));
+        for _ in 0..3 {
+            go.send(()).expect("apply released");
+        }
+        gc.wait_applied().expect("all applied");
+        let deadline = std::time::Instant::now() + QUIET * 10;
+        while !calls.lock().expect("calls").contains(&"quiet") {
+            assert!(std::time::Instant::now() < deadline, "never called quiet");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            calls.lock().expect("calls")[..5],
+            ["apply", "apply", "apply", "caught_up", "quiet"]
+        );
+        gc.stop();
     }
 
     #[tokio::test]

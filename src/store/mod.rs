@@ -28,7 +28,7 @@ mod wal;
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -106,6 +106,7 @@ pub struct Faults {
     fail_flushes: AtomicBool,
     fail_reads: AtomicBool,
     fail_applies: AtomicBool,
+    fail_folds: AtomicBool,
     degraded: AtomicBool,
 }
 
@@ -142,6 +143,14 @@ impl Faults {
     fn check_apply(&self) -> Result<(), StoreError> {
         injected(&self.fail_applies)
     }
+    /// Fails the opening of the store again when its log is folded while it runs (see
+    /// `StoreOptions::fold_after_bytes`), after the old handle is gone.
+    pub fn set_failing_folds(&self, failing: bool) {
+        self.fail_folds.store(failing, Ordering::Relaxed);
+    }
+    fn check_fold(&self) -> Result<(), StoreError> {
+        injected(&self.fail_folds)
+    }
     fn check_flush(&self) -> Result<(), StoreError> {
         injected(&self.fail_flushes).and_then(|()| self.check())
     }
@@ -164,13 +173,22 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// How long the flusher waits for more writers to join a batch.
     pub linger: Duration,
+    /// Once this many bytes of writes were applied to sled since it was opened, the store
+    /// folds sled's log into its snapshot while it runs, at its next quiet second (or after
+    /// four times as much if writes never pause); reads wait meanwhile. This bounds what a
+    /// start after a crash replays. See docs/operations.md.
+    pub fold_after_bytes: u64,
 }
+
+/// Default for `StoreOptions::fold_after_bytes`.
+pub const DEFAULT_FOLD_AFTER_BYTES: u64 = 32 * 1024 * 1024;
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: 64 * 1024 * 1024,
             linger: Duration::from_micros(500),
+            fold_after_bytes: DEFAULT_FOLD_AFTER_BYTES,
         }
     }
 }
@@ -267,11 +285,16 @@ fn step_record(previous: Option<&StoredAlert>, step: &Step) -> (Record, HistoryT
     (w, tail)
 }
 
+/// The open sled database, shared by the store's readers and its apply thread, which opens
+/// it anew when it folds sled's log (`wal::WalApplier`); `None` if that open failed.
+type SharedDb = Arc<RwLock<Option<sled::Db>>>;
+
 #[derive(Clone)]
 pub struct Store {
-    tree: sled::Db,
+    tree: SharedDb,
     commit: Arc<GroupCommit>,
     faults: Arc<Faults>,
+    folds: Arc<wal::Folds>,
     integration_writes: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -764,7 +787,9 @@ impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
         make_private(dir, true)?;
+        let opening = std::time::Instant::now();
         let db = open_sled(dir, opts)?;
+        let sled_open = opening.elapsed();
         let format = db.get(FORMAT_KEY)?;
         match format.as_deref() {
             // A new store: sled is made durable (this key included) by `wal::recover` below.
@@ -789,13 +814,15 @@ impl Store {
         // sled creates its files with the process umask (often 0644): tighten what it made.
         make_private(dir, false)?;
         let log = std::fs::File::open(dir.join("db")).map_err(|e| StoreError::Io(e.to_string()))?;
+        let replaying = std::time::Instant::now();
         let (next_seq, replayed) = wal::recover(&wal_dir, &db, &log)?;
-        if replayed > 0 {
-            tracing::info!(
-                records = replayed,
-                "Replayed the write-ahead log into the store."
-            );
-        }
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(
+            sled_open_ms = millis(sled_open),
+            replayed_records = replayed,
+            replay_ms = millis(replaying.elapsed()),
+            "Opened the store (sled's open replays its own log since its last snapshot; then the write-ahead log is replayed into it)."
+        );
         // After the replay: a WAL left by an older binary holds its keys too.
         let upgrade_from = match (format.as_deref(), db.get(UPGRADING_KEY)?) {
             // An upgrade cut short: resume it.
@@ -808,13 +835,26 @@ impl Store {
             wal::sync_store(&wal_dir, &db, &log)?;
         }
         let faults = Arc::new(Faults::default());
-        let (writer, applier) =
-            wal::start(wal_dir, next_seq, db.clone(), log, Arc::clone(&faults))?;
+        let folds = Arc::new(wal::Folds::new(opts.fold_after_bytes));
+        let tree: SharedDb = Arc::new(RwLock::new(Some(db)));
+        let (writer, applier) = wal::start(
+            wal_dir,
+            next_seq,
+            wal::Parts {
+                db: Arc::clone(&tree),
+                log,
+                faults: Arc::clone(&faults),
+                store_dir: dir.to_path_buf(),
+                opts: opts.clone(),
+                folds: Arc::clone(&folds),
+            },
+        )?;
         let commit = GroupCommit::start(writer, applier, opts.linger)?;
         Ok(Store {
-            tree: db,
+            tree,
             commit,
             faults,
+            folds,
             integration_writes: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
@@ -832,24 +872,69 @@ impl Store {
         )
     }
 
+    /// Folds of sled's log done while the store runs, and how long the last one took.
+    pub fn fold_stats(&self) -> (u64, Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.folds.count.load(Relaxed),
+            Duration::from_micros(self.folds.last_micros.load(Relaxed)),
+        )
+    }
+
+    /// Changes `StoreOptions::fold_after_bytes` of a running store: from the next group on.
+    #[cfg(test)]
+    fn set_fold_after_bytes(&self, bytes: u64) {
+        self.folds
+            .after_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Makes everything written so far durable and stops the flusher. Later writes fail.
     pub fn close(&self) {
         self.commit.stop();
     }
 
-    /// The tree, once every write acknowledged so far is applied to it: what every read goes
-    /// through (see `GroupCommit::wait_applied`).
-    fn visible(&self) -> Result<&sled::Db, StoreError> {
+    /// Runs `read` on the tree once every write acknowledged so far is applied to it: what
+    /// every read goes through (see `GroupCommit::wait_applied`). The tree cannot be folded
+    /// (opened anew) while `read` runs; a read that comes during a fold waits for it.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&sled::Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         self.faults.check_read()?;
         self.commit.wait_applied()?;
-        Ok(&self.tree)
+        let slot = self.tree.read().unwrap_or_else(PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(tree) => read(tree),
+            // A fold could not open the store again; the apply thread reported it.
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    /// A handle on the tree, as `read` would see it, for tests that look at or change the keys
+    /// directly. Held, it keeps a fold from opening the store again.
+    #[cfg(test)]
+    fn visible(&self) -> Result<sled::Db, StoreError> {
+        self.read(|tree| Ok(tree.clone()))
+    }
+
+    /// Every record under `prefix`, in key order.
+    fn decode_all<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
+        self.read(|tree| {
+            tree.scan_prefix(prefix)
+                .map(|kv| {
+                    let (k, v) = kv?;
+                    decode(&k, &v)
+                })
+                .collect()
+        })
     }
 
     fn get<T: DeserializeOwned>(&self, k: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.visible()?.get(k)? {
+        self.read(|tree| match tree.get(k)? {
             Some(v) => decode(k, &v).map(Some),
             None => Ok(None),
-        }
+        })
     }
 
     /// Queues one record for the next group commit. Its writes become visible to reads only
@@ -876,7 +961,7 @@ impl Store {
     // ----- alerts -------------------------------------------------------------------------
 
     pub fn alert(&self, id: &str) -> Result<Option<Alert>, StoreError> {
-        alert_only(self.visible()?, id)
+        self.read(|tree| alert_only(tree, id))
     }
 
     pub fn alert_id_for(
@@ -884,7 +969,7 @@ impl Store {
         source_id: &str,
         incident_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        alert_id_in(self.visible()?, source_id, incident_id)
+        self.read(|tree| alert_id_in(tree, source_id, incident_id))
     }
 
     /// The alert of one source's incident as its writer needs it: with its history tail.
@@ -893,21 +978,22 @@ impl Store {
         source_id: &str,
         incident_id: &str,
     ) -> Result<Option<StoredAlert>, StoreError> {
-        let tree = self.visible()?;
-        let Some(id) = alert_id_in(tree, source_id, incident_id)? else {
-            return Ok(None);
-        };
-        match alert_record::<Vec<HistoryEvent>>(tree, &id)? {
-            Some((alert, tail)) => Ok(Some(StoredAlert {
-                alert: Arc::new(alert),
-                tail: HistoryTail::from_entries(&tail),
-            })),
-            // An incident key always comes with its alert, in the same record.
-            None => Err(corrupt(
-                &alert_key(&id),
-                "the incident's alert record is missing".into(),
-            )),
-        }
+        self.read(|tree| {
+            let Some(id) = alert_id_in(tree, source_id, incident_id)? else {
+                return Ok(None);
+            };
+            match alert_record::<Vec<HistoryEvent>>(tree, &id)? {
+                Some((alert, tail)) => Ok(Some(StoredAlert {
+                    alert: Arc::new(alert),
+                    tail: HistoryTail::from_entries(&tail),
+                })),
+                // An incident key always comes with its alert, in the same record.
+                None => Err(corrupt(
+                    &alert_key(&id),
+                    "the incident's alert record is missing".into(),
+                )),
+            }
+        })
     }
 
     /// Writes one lifecycle step atomically: the alert, its index entries, its new history
@@ -926,29 +1012,31 @@ impl Store {
 
     /// Every history entry of an alert, oldest first, as of one reading of its record.
     pub fn history(&self, alert_id: &str) -> Result<Vec<HistoryEvent>, StoreError> {
-        let tree = self.visible()?;
-        let Some((alert, tail)) = alert_record::<Vec<HistoryEvent>>(tree, alert_id)? else {
-            return Ok(Vec::new());
-        };
-        // Chunks written after that reading (a step that moved this tail into one) are left
-        // out: their entries are the tail's.
-        let upto = alert
-            .history_len
-            .checked_sub(tail.len() as u64)
-            .ok_or_else(|| {
-                corrupt(
-                    &alert_key(alert_id),
-                    "more history in the record than its length".into(),
-                )
-            })?;
-        let prefix = key(&[b"h:", alert_id.as_bytes(), b":"]);
-        let mut out = Vec::with_capacity(usize::try_from(alert.history_len.min(1024)).unwrap_or(0));
-        for kv in tree.scan_prefix(&prefix) {
-            let (k, v) = kv?;
-            decode_history(&k, &v, upto, &mut out)?;
-        }
-        out.extend(tail);
-        Ok(out)
+        self.read(|tree| {
+            let Some((alert, tail)) = alert_record::<Vec<HistoryEvent>>(tree, alert_id)? else {
+                return Ok(Vec::new());
+            };
+            // Chunks written after that reading (a step that moved this tail into one) are left
+            // out: their entries are the tail's.
+            let upto = alert
+                .history_len
+                .checked_sub(tail.len() as u64)
+                .ok_or_else(|| {
+                    corrupt(
+                        &alert_key(alert_id),
+                        "more history in the record than its length".into(),
+                    )
+                })?;
+            let prefix = key(&[b"h:", alert_id.as_bytes(), b":"]);
+            let mut out =
+                Vec::with_capacity(usize::try_from(alert.history_len.min(1024)).unwrap_or(0));
+            for kv in tree.scan_prefix(&prefix) {
+                let (k, v) = kv?;
+                decode_history(&k, &v, upto, &mut out)?;
+            }
+            out.extend(tail);
+            Ok(out)
+        })
     }
 
     /// Newest first. `cursor` is the id of the last alert of the previous page.
@@ -958,92 +1046,87 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<(Vec<Alert>, Option<String>), StoreError> {
-        let tree = self.visible()?;
-        // Candidate alert ids, newest first and below the cursor, from the most selective
-        // index; the remaining filters are checked on each record.
-        let ids: Box<dyn Iterator<Item = Result<String, StoreError>>> =
-            if let Some(inc) = &filter.incident_id {
-                // An incident has one alert per source: its `n:` keys, sorted here.
-                let mut ids = tree
-                    .scan_prefix(key(&[b"n:", inc.as_bytes(), b"\0"]))
-                    .values()
-                    .map(|v| Ok(String::from_utf8_lossy(&v?).into_owned()))
-                    .collect::<Result<Vec<String>, StoreError>>()?;
-                ids.retain(|id| cursor.is_none_or(|c| id.as_str() < c));
-                ids.sort_unstable_by(|a, b| b.cmp(a));
-                Box::new(ids.into_iter().map(Ok))
-            } else {
-                let prefix: Vec<u8> = if let Some(src) = &filter.source_id {
-                    key(&[b"xr:", src.as_bytes(), b"\0"])
-                } else if let Some(st) = filter.status {
-                    key(&[b"xs:", st.as_str().as_bytes(), b":"])
+        self.read(|tree| {
+            // Candidate alert ids, newest first and below the cursor, from the most selective
+            // index; the remaining filters are checked on each record.
+            let ids: Box<dyn Iterator<Item = Result<String, StoreError>>> =
+                if let Some(inc) = &filter.incident_id {
+                    // An incident has one alert per source: its `n:` keys, sorted here.
+                    let mut ids = tree
+                        .scan_prefix(key(&[b"n:", inc.as_bytes(), b"\0"]))
+                        .values()
+                        .map(|v| Ok(String::from_utf8_lossy(&v?).into_owned()))
+                        .collect::<Result<Vec<String>, StoreError>>()?;
+                    ids.retain(|id| cursor.is_none_or(|c| id.as_str() < c));
+                    ids.sort_unstable_by(|a, b| b.cmp(a));
+                    Box::new(ids.into_iter().map(Ok))
                 } else {
-                    b"a:".to_vec()
-                };
-                let upper = match cursor {
-                    Some(c) => key(&[&prefix, c.as_bytes()]),
-                    None => {
-                        let mut end = prefix.clone();
-                        // The prefix's last byte is ':' or '\0'; bumping it bounds the range.
-                        if let Some(last) = end.last_mut() {
-                            *last += 1;
+                    let prefix: Vec<u8> = if let Some(src) = &filter.source_id {
+                        key(&[b"xr:", src.as_bytes(), b"\0"])
+                    } else if let Some(st) = filter.status {
+                        key(&[b"xs:", st.as_str().as_bytes(), b":"])
+                    } else {
+                        b"a:".to_vec()
+                    };
+                    let upper = match cursor {
+                        Some(c) => key(&[&prefix, c.as_bytes()]),
+                        None => {
+                            let mut end = prefix.clone();
+                            // The prefix's last byte is ':' or '\0'; bumping it bounds the range.
+                            if let Some(last) = end.last_mut() {
+                                *last += 1;
+                            }
+                            end
                         }
-                        end
-                    }
+                    };
+                    let skip = prefix.len();
+                    Box::new(tree.range(prefix..upper).rev().map(move |kv| {
+                        let (k, _) = kv?;
+                        Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
+                    }))
                 };
-                let skip = prefix.len();
-                Box::new(tree.range(prefix..upper).rev().map(move |kv| {
-                    let (k, _) = kv?;
-                    Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
-                }))
-            };
-        let mut out = Vec::with_capacity(limit.min(512));
-        let mut more = false;
-        for id in ids {
-            let Some(alert) = alert_only(tree, &id?)? else {
-                continue;
-            };
-            let keep = filter.status.is_none_or(|s| s == alert.status)
-                && filter
-                    .source_id
-                    .as_deref()
-                    .is_none_or(|s| s == alert.source_id)
-                && filter
-                    .incident_id
-                    .as_deref()
-                    .is_none_or(|i| i == alert.incident_id);
-            if !keep {
-                continue;
+            let mut out = Vec::with_capacity(limit.min(512));
+            let mut more = false;
+            for id in ids {
+                let Some(alert) = alert_only(tree, &id?)? else {
+                    continue;
+                };
+                let keep = filter.status.is_none_or(|s| s == alert.status)
+                    && filter
+                        .source_id
+                        .as_deref()
+                        .is_none_or(|s| s == alert.source_id)
+                    && filter
+                        .incident_id
+                        .as_deref()
+                        .is_none_or(|i| i == alert.incident_id);
+                if !keep {
+                    continue;
+                }
+                if out.len() == limit {
+                    more = true;
+                    break;
+                }
+                out.push(alert);
             }
-            if out.len() == limit {
-                more = true;
-                break;
-            }
-            out.push(alert);
-        }
-        let next = if more {
-            out.last().map(|a| a.id.clone())
-        } else {
-            None
-        };
-        Ok((out, next))
+            let next = if more {
+                out.last().map(|a| a.id.clone())
+            } else {
+                None
+            };
+            Ok((out, next))
+        })
     }
 
     pub fn count_alerts(&self) -> Result<usize, StoreError> {
-        Ok(self.visible()?.scan_prefix(b"a:").count())
+        self.read(|tree| Ok(tree.scan_prefix(b"a:").count()))
     }
 
     // ----- outbox -------------------------------------------------------------------------
 
     /// Every pending outbound message, oldest alert first.
     pub fn outbox(&self) -> Result<Vec<Outbound>, StoreError> {
-        self.visible()?
-            .scan_prefix(b"o:")
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
+        self.decode_all(b"o:")
     }
 
     // ----- sources ------------------------------------------------------------------------
@@ -1060,13 +1143,7 @@ impl Store {
     }
 
     pub fn sources(&self) -> Result<Vec<SourceRecord>, StoreError> {
-        self.visible()?
-            .scan_prefix(b"s:")
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
+        self.decode_all(b"s:")
     }
 
     /// Deletes a source and waits until that is durable. Returns whether it existed.

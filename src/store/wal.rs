@@ -17,6 +17,10 @@
 //! order by one thread, so replaying records sled already has is harmless, and a crash that
 //! left sled with part of a record's operations is repaired by the replay.
 //!
+//! sled itself replays at open everything it logged since its last open, and writes the
+//! snapshot that ends that replay only then; so the apply thread also folds sled's log while
+//! the store runs, by opening sled anew once enough was applied (`WalApplier::fold`).
+//!
 //! File: `wal/<seq as 16 hex digits>.wal`, a sequence of records:
 //! `len u32 LE | crc32 u32 LE | payload`, the payload a sequence of operations
 //! `1 | key len u32 | key | value len u32 | value` (insert) or `2 | key len u32 | key` (remove).
@@ -26,12 +30,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Faults, StoreError};
+use super::{Faults, SharedDb, StoreError, StoreOptions};
 
 /// One write of a record, as decoded: a key and its new value, or `None` to remove it.
 #[cfg(test)]
@@ -46,6 +51,10 @@ const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 /// How often a WAL file with records in it is closed and checkpointed: bounds replay at start.
 /// Checked when a group is written, so a file left idle stays open (and small) until the next.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// Under traffic that never pauses, a fold waits for this many times
+/// `StoreOptions::fold_after_bytes` (see `WalApplier::caught_up`).
+const FOLD_ANYWAY_AFTER: u64 = 4;
 
 /// Builds one record in place: values are serialised straight into it, with no copy per key
 /// or value and nothing for another thread to free.
@@ -340,6 +349,12 @@ impl Checkpointer {
     /// Runs a last checkpoint up to `upto` and waits for the thread to end.
     fn finish(&mut self, upto: u64) {
         self.request(upto);
+        self.stop();
+    }
+
+    /// Lets the thread run the checkpoints already asked for and waits for it to end, and
+    /// with it its handle on sled.
+    fn stop(&mut self) {
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -366,25 +381,76 @@ pub(super) struct WalWriter {
     faults: Arc<Faults>,
 }
 
-/// The applier's end: applies durable groups to sled in WAL order and asks for checkpoints of
-/// the files whose groups are all applied. Used by the applier thread only.
+/// The applier's end: applies durable groups to sled in WAL order, asks for checkpoints of
+/// the files whose groups are all applied, and folds sled's log once it has grown (see
+/// [`WalApplier::fold`]). Used by the applier thread only.
 pub(super) struct WalApplier {
-    db: sled::Db,
+    db: SharedDb,
     checkpointer: Checkpointer,
     faults: Arc<Faults>,
+    /// What a fold needs: the WAL directory (for the checkpoint thread it restarts), sled's
+    /// file (to sync it), and how to open the store again.
+    dir: PathBuf,
+    log: File,
+    store_dir: PathBuf,
+    opts: StoreOptions,
+    /// Bytes of groups applied since sled was last opened: what its next open would replay.
+    since_open: u64,
+    folds: Arc<Folds>,
+}
+
+/// When to fold, folds done while the store is open, and how long the last one kept reads
+/// waiting.
+#[derive(Debug)]
+pub(super) struct Folds {
+    /// `StoreOptions::fold_after_bytes`; tests change it while the store runs.
+    pub(super) after_bytes: AtomicU64,
+    pub(super) count: AtomicU64,
+    pub(super) last_micros: AtomicU64,
+}
+
+impl Folds {
+    pub(super) fn new(after_bytes: u64) -> Folds {
+        Folds {
+            after_bytes: AtomicU64::new(after_bytes),
+            count: AtomicU64::new(0),
+            last_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The store's own parts the log needs besides its directory.
+pub(super) struct Parts {
+    pub(super) db: SharedDb,
+    pub(super) log: File,
+    pub(super) faults: Arc<Faults>,
+    pub(super) store_dir: PathBuf,
+    pub(super) opts: StoreOptions,
+    pub(super) folds: Arc<Folds>,
+}
+
+/// The open handle in `db`; `None` once a fold could not open the store again.
+fn handle(db: &SharedDb) -> Option<sled::Db> {
+    db.read().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
 /// Opens the next WAL file and starts the checkpoint thread: the two ends of the log.
 pub(super) fn start(
     dir: PathBuf,
     next_seq: u64,
-    db: sled::Db,
-    log: File,
-    faults: Arc<Faults>,
+    parts: Parts,
 ) -> Result<(WalWriter, WalApplier), StoreError> {
-    let checkpointer = Checkpointer::start(dir.clone(), db.clone(), log)?;
+    let Parts {
+        db,
+        log,
+        faults,
+        store_dir,
+        opts,
+        folds,
+    } = parts;
+    let checkpointer = start_checkpointer(&dir, &db, &log)?;
     let mut writer = WalWriter {
-        dir,
+        dir: dir.clone(),
         file: None,
         seq: next_seq,
         written: 0,
@@ -397,8 +463,22 @@ pub(super) fn start(
         db,
         checkpointer,
         faults,
+        dir,
+        log,
+        store_dir,
+        opts,
+        since_open: 0,
+        folds,
     };
     Ok((writer, applier))
+}
+
+fn start_checkpointer(dir: &Path, db: &SharedDb, log: &File) -> Result<Checkpointer, StoreError> {
+    let db = handle(db).ok_or(StoreError::Closed)?;
+    let log = log
+        .try_clone()
+        .map_err(|e| StoreError::Io(format!("cannot reopen the sled file: {e}")))?;
+    Checkpointer::start(dir.to_path_buf(), db, log)
 }
 
 impl WalWriter {
@@ -517,12 +597,71 @@ impl super::commit::Sink for WalWriter {
     }
 }
 
+impl WalApplier {
+    /// Folds sled's log into its snapshot while the store stays open, so that a start after a
+    /// crash replays only what was logged since (sled 0.34 writes that snapshot only when it
+    /// opens; `store::fold_log_for_next_open` does the same at a clean stop).
+    ///
+    /// sled is made durable, every handle on it is dropped and the same files are opened
+    /// again, all under the write lock of the shared handle: reads wait meanwhile, and so do
+    /// the groups to apply, while the group commit goes on making writes durable in the log
+    /// and answering them (until its apply backlog is full). Nothing can be lost: the groups
+    /// applied so far are in sled's synced files, and the rest wait for the new handle. If the
+    /// store cannot be opened again, that is a failed apply: reads and writes are refused until
+    /// a restart, which replays the log as after a crash.
+    fn fold(&mut self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let logged = std::mem::take(&mut self.since_open);
+        // The checkpoint thread holds a handle, and is the only other caller of `flush`.
+        self.checkpointer.stop();
+        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        let synced = match slot.as_ref() {
+            Some(db) => sync_sled(db, &self.log, &blobs_dir(&self.dir)),
+            None => Err(StoreError::Closed),
+        };
+        if let Err(e) = synced {
+            drop(slot);
+            tracing::warn!(error = %e, "Could not make the store durable to fold its log; the fold is tried again later and the write-ahead log keeps the data.");
+            self.checkpointer = start_checkpointer(&self.dir, &self.db, &self.log)?;
+            return Ok(());
+        }
+        // sled lets go of its file lock once the last handle is gone.
+        drop(slot.take());
+        let db = self
+            .faults
+            .check_fold()
+            .and_then(|()| super::open_sled(&self.store_dir, &self.opts))
+            .inspect_err(|e| {
+                tracing::error!(error = %e, "Could not open the store again after folding its log; it refuses writes and reads until pandabridge is restarted, which replays the write-ahead log.");
+            })?;
+        *slot = Some(db);
+        drop(slot);
+        if let Err(e) = super::make_private(&self.store_dir, false) {
+            tracing::warn!(error = %e, "Could not restrict the permissions of the store's new snapshot (the data dir's own permissions still apply).");
+        }
+        self.checkpointer = start_checkpointer(&self.dir, &self.db, &self.log)?;
+        let took = started.elapsed();
+        self.folds.count.fetch_add(1, Ordering::Relaxed);
+        self.folds.last_micros.store(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        tracing::info!(
+            logged_bytes = logged,
+            millis = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            "Folded the store's log into its snapshot: a start after a crash will not replay it."
+        );
+        Ok(())
+    }
+}
+
 impl super::commit::Apply for WalApplier {
     fn apply(&mut self, group: &[u8]) -> Result<(), StoreError> {
-        let records = self
-            .faults
-            .check_apply()
-            .and_then(|()| apply_records(&self.db, group));
+        let records = self.faults.check_apply().and_then(|()| {
+            let slot = self.db.read().unwrap_or_else(PoisonError::into_inner);
+            let db = slot.as_ref().ok_or(StoreError::Closed)?;
+            apply_records(db, group)
+        });
         let applied = match records {
             Ok((_, [])) => Ok(()),
             Ok((_, rest)) => Err(StoreError::Corrupt {
@@ -536,8 +675,27 @@ impl super::commit::Apply for WalApplier {
             // in the log, and the next start applies it. Until then no later group can be
             // applied, so the store refuses writes and reads (`/readyz` says so).
             tracing::error!(error = %e, "The store could not apply a durable group; it refuses writes and reads until pandabridge is restarted, which applies the group from the write-ahead log.");
+        } else {
+            self.since_open += group.len() as u64;
         }
         applied
+    }
+
+    /// Folds sled's log once what it holds since sled was opened reaches
+    /// `StoreOptions::fold_after_bytes` and the store is quiet (no group for a second), or
+    /// [`FOLD_ANYWAY_AFTER`] times that under steady traffic: the fold makes reads wait, and
+    /// in a lull nobody does. Either way only between groups, when none is waiting.
+    fn caught_up(&mut self, quiet: bool) -> Result<(), StoreError> {
+        let after = self.folds.after_bytes.load(Ordering::Relaxed);
+        let due = if quiet {
+            after
+        } else {
+            after.saturating_mul(FOLD_ANYWAY_AFTER)
+        };
+        if self.since_open < due {
+            return Ok(());
+        }
+        self.fold()
     }
 
     fn applied_file(&mut self, seq: u64) {
