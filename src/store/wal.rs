@@ -50,7 +50,7 @@ const HEADER: usize = 8;
 const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 /// How often a WAL file with records in it is closed and checkpointed: bounds replay at start.
 /// Checked when a group is written, so a file left idle stays open (and small) until the next.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Under traffic that never pauses, a fold waits for this many times
 /// `StoreOptions::fold_after_bytes` (see `WalApplier::caught_up`).
