@@ -49,6 +49,7 @@ const RUNTIME_EXIT_TIMEOUT: Duration = Duration::from_secs(5);
 fn store_options(cfg: &ServeConfig) -> StoreOptions {
     StoreOptions {
         cache_bytes: cfg.store_cache_bytes,
+        fold_after_bytes: cfg.store_fold_after_bytes,
         ..StoreOptions::default()
     }
 }

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub request_duration: Family<Labels, Histogram>,
     pub store_flushes: Gauge,
     pub store_flushed_writes: Gauge,
+    pub store_folds: Gauge,
+    pub store_last_fold_seconds: Gauge<f64, AtomicU64>,
     /// Pre-created per route, so observing a request allocates nothing.
     route_histograms: Vec<(&'static str, Histogram)>,
 }
@@ -127,6 +129,18 @@ impl Metrics {
             "Writes covered by group commits since start; divided by group_commits, the mean group size",
             store_flushed_writes.clone(),
         );
+        let store_folds = Gauge::default();
+        registry.register(
+            "store_log_folds",
+            "Folds of the store's log into its snapshot while running, since start (each keeps reads waiting; see docs/operations.md)",
+            store_folds.clone(),
+        );
+        let store_last_fold_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "store_last_log_fold_seconds",
+            "How long the last fold of the store's log kept reads waiting",
+            store_last_fold_seconds.clone(),
+        );
         let route_histograms = ROUTES
             .iter()
             .map(|r| {
@@ -153,6 +167,8 @@ impl Metrics {
             request_duration,
             store_flushes,
             store_flushed_writes,
+            store_folds,
+            store_last_fold_seconds,
             route_histograms,
         })
     }

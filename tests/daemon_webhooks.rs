@@ -1158,3 +1158,46 @@ async fn concurrent_deliveries_of_one_incident_create_one_alert() {
     let (_, alert) = d.get_alert(&racy[0].0).await;
     assert_eq!(outcomes(&alert["events"], "webhook").len(), 16);
 }
+
+/// With a small `--store-fold-after-mb` the store folds its log while the daemon runs, at the
+/// first quiet second: the fold shows in /metrics, webhooks go on being accepted after it, and
+/// a SIGKILL after it loses nothing that was acknowledged.
+#[tokio::test]
+async fn the_store_folds_its_log_while_running_and_a_kill_after_it_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alerts, resolved) = {
+        let mut d = Daemon::start(dir.path(), &["--store-fold-after-mb", "1"]);
+        let (src, token) = d.create_source("prod").await;
+        // Each new incident writes more than 1 KB to the store: well over 1 MiB in all.
+        let mut alerts = Vec::new();
+        for i in 0..1200 {
+            let body = with_incident_id("01-new", &format!("fold-{i}"));
+            let (id, outcome) = d.accept_webhook(&src, &token, &body).await;
+            assert_eq!(outcome, "created");
+            alerts.push(id);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while metric(&d, "pandabridge_store_log_folds").await < 1.0 {
+            assert!(Instant::now() < deadline, "no fold:\n{}", d.stderr());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(metric(&d, "pandabridge_store_last_log_fold_seconds").await > 0.0);
+        let body = with_incident_id("03-closed", "fold-0");
+        let (resolved, outcome) = d.accept_webhook(&src, &token, &body).await;
+        assert_eq!(outcome, "resolved");
+        d.kill();
+        d.wait_exit(Duration::from_secs(5));
+        (alerts, resolved)
+    };
+    let d = Daemon::start(dir.path(), &[]);
+    for id in &alerts {
+        let (status, alert) = d.get_alert(id).await;
+        assert_eq!(status, 200, "{id} lost: {alert}");
+    }
+    let (_, alert) = d.get_alert(&resolved).await;
+    assert_eq!(alert["status"], "resolved");
+    assert_eq!(
+        outcomes(&alert["events"], "webhook"),
+        ["created", "resolved"]
+    );
+}

@@ -50,6 +50,9 @@ pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Default for `--store-cache-mb`: see docs/performance.md for the trade between RSS and speed.
 pub const DEFAULT_STORE_CACHE_MB: u64 = 64;
+/// Default for `--store-fold-after-mb`: see docs/operations.md for the trade between a start
+/// after a crash and the reads that wait for a fold.
+pub const DEFAULT_STORE_FOLD_AFTER_MB: u64 = crate::store::DEFAULT_FOLD_AFTER_BYTES / (1024 * 1024);
 /// Default for `--token-grace`.
 pub const DEFAULT_TOKEN_GRACE: Duration = Duration::from_secs(60 * 60);
 /// Default for the admin CLI's `--url` (CONTRACT §5).
@@ -158,6 +161,13 @@ pub struct ServeArgs {
     #[arg(long, env = "PANDABRIDGE_STORE_CACHE_MB", value_name = "MIB")]
     pub store_cache_mb: Option<String>,
 
+    /// Once this many MiB of writes reached the store since it was last opened, it folds its
+    /// log into a snapshot at the next second without writes (or after four times as much
+    /// under steady traffic); reads wait for it, ~0.5 s at a million incidents. Bounds how
+    /// long a start after a crash takes. [default: 32]
+    #[arg(long, env = "PANDABRIDGE_STORE_FOLD_AFTER_MB", value_name = "MIB")]
+    pub store_fold_after_mb: Option<String>,
+
     /// Incident actors alive at once at most (each holds its alert in memory, ~12-15 KB); past
     /// it the least recently used tenth stop early and reload from the store on their next
     /// event. Lower it to bound RSS. [default: 10000]
@@ -188,6 +198,7 @@ impl fmt::Debug for ServeArgs {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
             .field("store_cache_mb", &self.store_cache_mb)
+            .field("store_fold_after_mb", &self.store_fold_after_mb)
             .field("max_live_actors", &self.max_live_actors)
             .field("log_format", &self.log_format)
             .finish()
@@ -360,6 +371,7 @@ pub struct ServeFile {
     pub body_read_timeout: Option<String>,
     pub max_connections: Option<usize>,
     pub store_cache_mb: Option<u64>,
+    pub store_fold_after_mb: Option<u64>,
     pub max_live_actors: Option<usize>,
     pub log_format: Option<String>,
 }
@@ -380,6 +392,7 @@ const FILE_KEYS: &[&str] = &[
     "body_read_timeout",
     "max_connections",
     "store_cache_mb",
+    "store_fold_after_mb",
     "max_live_actors",
     "log_format",
 ];
@@ -400,6 +413,7 @@ impl fmt::Debug for ServeFile {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
             .field("store_cache_mb", &self.store_cache_mb)
+            .field("store_fold_after_mb", &self.store_fold_after_mb)
             .field("max_live_actors", &self.max_live_actors)
             .field("log_format", &self.log_format)
             .finish()
@@ -426,6 +440,8 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// The store's page cache, in bytes.
     pub store_cache_bytes: u64,
+    /// How much the store takes in before it folds its log while running, in bytes.
+    pub store_fold_after_bytes: u64,
     pub max_live_actors: usize,
     pub log_format: LogFormat,
     /// The file the settings were merged with, for the startup log line.
@@ -460,6 +476,7 @@ impl fmt::Debug for ServeConfig {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("max_connections", &self.max_connections)
             .field("store_cache_bytes", &self.store_cache_bytes)
+            .field("store_fold_after_bytes", &self.store_fold_after_bytes)
             .field("max_live_actors", &self.max_live_actors)
             .field("log_format", &self.log_format)
             .field("config_file", &self.config_file)
@@ -644,6 +661,13 @@ pub fn merge(args: ServeArgs, file: Option<ServeFile>) -> Result<ServeConfig, Co
         DEFAULT_STORE_CACHE_MB,
         positive_int::<u64>,
     )?;
+    let store_fold_after_mb = layers.pick(
+        "store-fold-after-mb",
+        args.store_fold_after_mb,
+        file.store_fold_after_mb.map(|n| n.to_string()),
+        DEFAULT_STORE_FOLD_AFTER_MB,
+        positive_int::<u64>,
+    )?;
     let max_live_actors = layers.pick(
         "max-live-actors",
         args.max_live_actors,
@@ -673,6 +697,7 @@ pub fn merge(args: ServeArgs, file: Option<ServeFile>) -> Result<ServeConfig, Co
         body_read_timeout,
         max_connections,
         store_cache_bytes: store_cache_mb.saturating_mul(1024 * 1024),
+        store_fold_after_bytes: store_fold_after_mb.saturating_mul(1024 * 1024),
         max_live_actors,
         log_format,
         config_file: args.config,

@@ -54,6 +54,7 @@ fn serve_env_names_match_the_contract() {
         ("body-read-timeout", "PANDABRIDGE_BODY_READ_TIMEOUT"),
         ("max-connections", "PANDABRIDGE_MAX_CONNECTIONS"),
         ("store-cache-mb", "PANDABRIDGE_STORE_CACHE_MB"),
+        ("store-fold-after-mb", "PANDABRIDGE_STORE_FOLD_AFTER_MB"),
         ("max-live-actors", "PANDABRIDGE_MAX_LIVE_ACTORS"),
         ("log-format", "PANDABRIDGE_LOG_FORMAT"),
     ];
@@ -102,6 +103,7 @@ fn file_with_every_key_parses() {
         body_read_timeout = "7s"
         max_connections = 99
         store_cache_mb = 48
+        store_fold_after_mb = 96
         max_live_actors = 2000
         log_format = "json"
         "#,
@@ -120,6 +122,7 @@ fn file_with_every_key_parses() {
     assert_eq!(c.body_read_timeout, Duration::from_secs(7));
     assert_eq!(c.max_connections, 99);
     assert_eq!(c.store_cache_bytes, 48 * 1024 * 1024);
+    assert_eq!(c.store_fold_after_bytes, 96 * 1024 * 1024);
     assert_eq!(c.max_live_actors, 2000);
     assert_eq!(c.log_format, LogFormat::Json);
 }
@@ -137,6 +140,7 @@ fn defaults_match_the_contract() {
     assert_eq!(c.max_in_flight, 1024);
     assert_eq!(c.token_grace, Duration::from_secs(3600));
     assert_eq!(c.max_live_actors, 10_000);
+    assert_eq!(c.store_fold_after_bytes, 32 * 1024 * 1024);
     assert_eq!(c.log_format, LogFormat::Text);
     assert_eq!(c.config_file, None);
 }

@@ -204,6 +204,11 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
             let (flushes, writes) = app.engine.store().flush_stats();
             app.metrics.store_flushes.set(flushes as i64);
             app.metrics.store_flushed_writes.set(writes as i64);
+            let (folds, last_fold) = app.engine.store().fold_stats();
+            app.metrics.store_folds.set(folds as i64);
+            app.metrics
+                .store_last_fold_seconds
+                .set(last_fold.as_secs_f64());
             warp::reply::with_header(
                 app.metrics.render(),
                 "content-type",
