@@ -15,8 +15,8 @@
 //! waits until the groups answered so far are applied (nothing at all when the apply thread
 //! has caught up).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -89,11 +89,9 @@ pub(super) trait Apply: Send + 'static {
     fn applied_file(&mut self, seq: u64);
     /// The last call, with every group applied: checkpoints up to log file `seq`.
     fn finish(&mut self, seq: u64);
-    /// Every group handed over so far is applied: the moment for upkeep that must not hold up
-    /// a waiting group. Called once each time the queue runs empty, and then with `quiet` set
-    /// after each [`QUIET`] without a group. An error is final, as for `apply`.
-    fn caught_up(&mut self, quiet: bool) -> Result<(), StoreError> {
-        let _ = quiet;
+    /// No group came for [`QUIET`] (called again after each further [`QUIET`]): the moment
+    /// for upkeep that would hold up waiting groups. An error is final, as for `apply`.
+    fn quiet(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -113,6 +111,9 @@ const APPLY_BACKLOG: usize = 64;
 
 /// The group size from which the flusher lingers before the next flush.
 const LINGER_FROM_GROUP: usize = 4;
+
+/// How often a read waiting in place for an apply looks whether a fold began.
+const FOLD_CHECK: Duration = Duration::from_millis(5);
 
 /// How long the apply thread goes without a group before it calls the store quiet.
 pub(super) const QUIET: Duration = Duration::from_secs(1);
@@ -298,8 +299,20 @@ impl GroupCommit {
     /// start.
     fn apply_loop(&self, mut applier: impl Apply, jobs: std::sync::mpsc::Receiver<Job>) {
         let mut failed = false;
-        let mut next = jobs.recv();
-        while let Ok(job) = next {
+        loop {
+            let job = match jobs.recv_timeout(QUIET) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    if !failed {
+                        if let Err(e) = applier.quiet() {
+                            failed = true;
+                            self.visibility.fail(e);
+                        }
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
             match job {
                 Job::Apply(_, _) | Job::FileClosed(_) if failed => {}
                 Job::Apply(group, n) => match applier.apply(&group) {
@@ -317,34 +330,12 @@ impl GroupCommit {
                     return;
                 }
             }
-            next = match jobs.try_recv() {
-                Ok(job) => Ok(job),
-                Err(TryRecvError::Disconnected) => return,
-                Err(TryRecvError::Empty) => {
-                    self.upkeep(&mut applier, &mut failed, false);
-                    loop {
-                        match jobs.recv_timeout(QUIET) {
-                            Ok(job) => break Ok(job),
-                            Err(RecvTimeoutError::Timeout) => {
-                                self.upkeep(&mut applier, &mut failed, true)
-                            }
-                            Err(RecvTimeoutError::Disconnected) => return,
-                        }
-                    }
-                }
-            };
         }
     }
 
-    /// `Apply::caught_up`, unless applying has failed; its failure is one too.
-    fn upkeep(&self, applier: &mut impl Apply, failed: &mut bool, quiet: bool) {
-        if *failed {
-            return;
-        }
-        if let Err(e) = applier.caught_up(quiet) {
-            *failed = true;
-            self.visibility.fail(e);
-        }
+    /// The failure that stopped the store, if one did.
+    pub(super) fn failure(&self) -> Option<StoreError> {
+        self.visibility.failure()
     }
 
     /// False once a durable group could not be applied (or the apply thread died): the store
@@ -355,24 +346,52 @@ impl GroupCommit {
 
     /// Returns once every group answered before the call is applied to sled, so that a read
     /// made next sees every acknowledged write. Immediate unless a group is being applied.
-    pub(super) fn wait_applied(&self) -> Result<(), StoreError> {
+    ///
+    /// An apply takes microseconds to milliseconds, so the wait is done in place; but a fold
+    /// (`folding` set) holds applies for up to a second, and a wait that meets one is finished
+    /// off the tokio worker (`super::off_worker`), so that the worker's other tasks go on.
+    pub(super) fn wait_applied(&self, folding: &AtomicBool) -> Result<(), StoreError> {
         let v = &self.visibility;
         let target = v.durable.load(Ordering::Acquire);
         if v.applied.load(Ordering::Acquire) >= target {
             return Ok(());
         }
+        if !folding.load(Ordering::Acquire) && self.wait_applied_upto(target, Some(folding))? {
+            return Ok(());
+        }
+        super::off_worker(|| self.wait_applied_upto(target, None)).map(|_| ())
+    }
+
+    /// Waits until group `target` is applied: true. With `unless` given, gives up (false) as
+    /// soon as it is found set.
+    fn wait_applied_upto(
+        &self,
+        target: u64,
+        unless: Option<&AtomicBool>,
+    ) -> Result<bool, StoreError> {
+        let v = &self.visibility;
         let mut failed = v.failed.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if v.applied.load(Ordering::Acquire) >= target {
-                return Ok(());
+                return Ok(true);
             }
             if let Some(e) = failed.as_ref() {
                 return Err(e.clone());
             }
-            failed = v
-                .applied_now
-                .wait(failed)
-                .unwrap_or_else(|p| p.into_inner());
+            failed = match unless {
+                None => v
+                    .applied_now
+                    .wait(failed)
+                    .unwrap_or_else(|p| p.into_inner()),
+                Some(flag) if flag.load(Ordering::Acquire) => return Ok(false),
+                // The flag is not a condition of this Condvar: look at it now and then.
+                Some(_) => {
+                    v.applied_now
+                        .wait_timeout(failed, FOLD_CHECK)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
         }
     }
 
@@ -415,8 +434,10 @@ impl Visibility {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
     use std::sync::mpsc;
+
+    /// What readers pass for the fold flag here: no fold ever runs.
+    static NOT_FOLDING: AtomicBool = AtomicBool::new(false);
 
     /// A log whose writes succeed at once.
     struct NoLog;
@@ -479,18 +500,16 @@ mod tests {
         }
         fn applied_file(&mut self, _seq: u64) {}
         fn finish(&mut self, _seq: u64) {}
-        fn caught_up(&mut self, quiet: bool) -> Result<(), StoreError> {
-            let call = if quiet { "quiet" } else { "caught_up" };
-            self.calls.lock().expect("calls").push(call);
+        fn quiet(&mut self) -> Result<(), StoreError> {
+            self.calls.lock().expect("calls").push("quiet");
             Ok(())
         }
     }
 
-    /// Upkeep (a fold of sled's log) must not hold up a group that is waiting: the apply
-    /// thread calls `caught_up` only once nothing is queued, not after every group, and calls
-    /// it again as quiet once no group came for a while.
+    /// Upkeep that holds up groups (a fold of sled's log at its lower threshold) waits until
+    /// no group came for a while: the apply thread calls `quiet` only then, not per group.
     #[tokio::test]
-    async fn upkeep_runs_only_once_no_group_waits_and_again_when_quiet() {
+    async fn quiet_upkeep_runs_only_once_no_group_came_for_a_while() {
         let (go, wait) = mpsc::channel();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let applier = NotingApply {
@@ -502,22 +521,55 @@ mod tests {
             let durable = gc.append(record).expect("appended");
             durable.await.expect("answered").expect("durable");
         }
-        // The first group is held at the gate; let the other two reach the queue behind it
-        // (each is queued just after its writers are answered).
-        std::thread::sleep(Duration::from_millis(50));
         for _ in 0..3 {
             go.send(()).expect("apply released");
         }
-        gc.wait_applied().expect("all applied");
+        gc.wait_applied(&NOT_FOLDING).expect("all applied");
         let deadline = std::time::Instant::now() + QUIET * 10;
         while !calls.lock().expect("calls").contains(&"quiet") {
             assert!(std::time::Instant::now() < deadline, "never called quiet");
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(
-            calls.lock().expect("calls")[..5],
-            ["apply", "apply", "apply", "caught_up", "quiet"]
+            calls.lock().expect("calls")[..4],
+            ["apply", "apply", "apply", "quiet"]
         );
+        gc.stop();
+    }
+
+    /// A read waiting in place for an apply must leave its tokio worker once a fold holds
+    /// the applies: on a runtime with one worker, another task runs again soon after the
+    /// fold begins.
+    #[test]
+    fn a_wait_for_an_apply_leaves_the_worker_once_a_fold_begins() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (gc, go, _) = gated(false);
+        let durable = gc.append(b"record").expect("appended");
+        runtime
+            .block_on(durable)
+            .expect("answered")
+            .expect("durable");
+        let folding = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (gc, folding) = (Arc::clone(&gc), Arc::clone(&folding));
+            runtime.spawn(async move { gc.wait_applied(&folding) })
+        };
+        // The reader waits in place on the only worker, as for any apply; then a fold begins.
+        std::thread::sleep(Duration::from_millis(100));
+        folding.store(true, Ordering::Release);
+        let (tx, rx) = mpsc::channel();
+        runtime.spawn(async move { tx.send(7) });
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).ok(),
+            Some(7),
+            "the worker stayed stalled"
+        );
+        go.send(()).expect("apply released");
+        assert!(runtime.block_on(reader).expect("reader").is_ok());
         gc.stop();
     }
 
@@ -534,7 +586,10 @@ mod tests {
         let reader = {
             let gc = Arc::clone(&gc);
             let applied = Arc::clone(&applied);
-            std::thread::spawn(move || gc.wait_applied().map(|()| applied.load(Ordering::SeqCst)))
+            std::thread::spawn(move || {
+                gc.wait_applied(&NOT_FOLDING)
+                    .map(|()| applied.load(Ordering::SeqCst))
+            })
         };
         // Let the reader reach its wait while the apply is still held back.
         std::thread::sleep(Duration::from_millis(50));
@@ -548,7 +603,8 @@ mod tests {
             saw_applied,
             "the read went ahead only once the group was applied"
         );
-        gc.wait_applied().expect("nothing in progress: no wait");
+        gc.wait_applied(&NOT_FOLDING)
+            .expect("nothing in progress: no wait");
         gc.stop();
     }
 
@@ -564,7 +620,7 @@ mod tests {
         // On another thread, so that a regression shows as a failure rather than a hung test.
         let (done, read) = mpsc::channel();
         let reader = Arc::clone(&gc);
-        std::thread::spawn(move || done.send(reader.wait_applied()));
+        std::thread::spawn(move || done.send(reader.wait_applied(&NOT_FOLDING)));
         let read = read
             .recv_timeout(Duration::from_secs(10))
             .expect("the read returns instead of waiting for ever");

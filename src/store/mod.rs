@@ -28,7 +28,7 @@ mod wal;
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, TryLockError};
 use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -283,6 +283,20 @@ fn step_record(previous: Option<&StoredAlert>, step: &Step) -> (Record, HistoryT
         }
     }
     (w, tail)
+}
+
+/// Runs `wait`, which blocks until the apply thread is done with something (a fold, groups
+/// not yet applied), without stalling the other tasks of a tokio worker: on a multi-thread
+/// runtime tokio hands them to another thread first. Elsewhere (a plain thread, a
+/// current-thread runtime) it simply blocks. Only the slow path of a read comes here.
+fn off_worker<T>(wait: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    }
 }
 
 /// The open sled database, shared by the store's readers and its apply thread, which opens
@@ -840,7 +854,7 @@ impl Store {
         let (writer, applier) = wal::start(
             wal_dir,
             next_seq,
-            wal::Parts {
+            wal::ApplierParts {
                 db: Arc::clone(&tree),
                 log,
                 faults: Arc::clone(&faults),
@@ -902,12 +916,19 @@ impl Store {
         read: impl FnOnce(&sled::Db) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.faults.check_read()?;
-        self.commit.wait_applied()?;
-        let slot = self.tree.read().unwrap_or_else(PoisonError::into_inner);
+        self.commit.wait_applied(&self.folds.active)?;
+        let slot = match self.tree.try_read() {
+            Ok(slot) => slot,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            // A fold holds it.
+            Err(TryLockError::WouldBlock) => {
+                off_worker(|| self.tree.read().unwrap_or_else(PoisonError::into_inner))
+            }
+        };
         match slot.as_ref() {
             Some(tree) => read(tree),
-            // A fold could not open the store again; the apply thread reported it.
-            None => Err(StoreError::Closed),
+            // A fold could not open the store again; the apply thread reports why.
+            None => Err(self.commit.failure().unwrap_or(StoreError::Closed)),
         }
     }
 

@@ -30,7 +30,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
@@ -53,7 +53,7 @@ const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Under traffic that never pauses, a fold waits for this many times
-/// `StoreOptions::fold_after_bytes` (see `WalApplier::caught_up`).
+/// `StoreOptions::fold_after_bytes` (see `WalApplier::quiet`).
 const FOLD_ANYWAY_AFTER: u64 = 4;
 
 /// Builds one record in place: values are serialised straight into it, with no copy per key
@@ -310,7 +310,8 @@ enum Checkpoint {
 }
 
 /// The thread that makes sled durable and deletes the WAL files it covers. The only caller of
-/// `sled::Db::flush` while the store is open (concurrent flushes deadlock sled 0.34).
+/// `sled::Db::flush` while the store is open (concurrent flushes deadlock sled 0.34), but for
+/// a fold, which stops it first.
 struct Checkpointer {
     tx: Option<mpsc::Sender<Checkpoint>>,
     thread: Option<JoinHandle<()>>,
@@ -405,7 +406,11 @@ pub(super) struct WalApplier {
 pub(super) struct Folds {
     /// `StoreOptions::fold_after_bytes`; tests change it while the store runs.
     pub(super) after_bytes: AtomicU64,
+    /// Set while a fold runs: reads that wait then wait off their tokio worker.
+    pub(super) active: AtomicBool,
+    /// Folds done since the store opened.
     pub(super) count: AtomicU64,
+    /// How long the last fold held the handle's write lock, in microseconds.
     pub(super) last_micros: AtomicU64,
 }
 
@@ -413,14 +418,15 @@ impl Folds {
     pub(super) fn new(after_bytes: u64) -> Folds {
         Folds {
             after_bytes: AtomicU64::new(after_bytes),
+            active: AtomicBool::new(false),
             count: AtomicU64::new(0),
             last_micros: AtomicU64::new(0),
         }
     }
 }
 
-/// The store's own parts the log needs besides its directory.
-pub(super) struct Parts {
+/// What the applier shares with the store, besides the log's directory.
+pub(super) struct ApplierParts {
     pub(super) db: SharedDb,
     pub(super) log: File,
     pub(super) faults: Arc<Faults>,
@@ -429,8 +435,8 @@ pub(super) struct Parts {
     pub(super) folds: Arc<Folds>,
 }
 
-/// The open handle in `db`; `None` once a fold could not open the store again.
-fn handle(db: &SharedDb) -> Option<sled::Db> {
+/// The handle now in `db`; `None` once a fold could not open the store again.
+fn current_handle(db: &SharedDb) -> Option<sled::Db> {
     db.read().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
@@ -438,9 +444,9 @@ fn handle(db: &SharedDb) -> Option<sled::Db> {
 pub(super) fn start(
     dir: PathBuf,
     next_seq: u64,
-    parts: Parts,
+    parts: ApplierParts,
 ) -> Result<(WalWriter, WalApplier), StoreError> {
-    let Parts {
+    let ApplierParts {
         db,
         log,
         faults,
@@ -474,7 +480,7 @@ pub(super) fn start(
 }
 
 fn start_checkpointer(dir: &Path, db: &SharedDb, log: &File) -> Result<Checkpointer, StoreError> {
-    let db = handle(db).ok_or(StoreError::Closed)?;
+    let db = current_handle(db).ok_or(StoreError::Closed)?;
     let log = log
         .try_clone()
         .map_err(|e| StoreError::Io(format!("cannot reopen the sled file: {e}")))?;
@@ -610,10 +616,17 @@ impl WalApplier {
     /// store cannot be opened again, that is a failed apply: reads and writes are refused until
     /// a restart, which replays the log as after a crash.
     fn fold(&mut self) -> Result<(), StoreError> {
-        let started = Instant::now();
+        self.folds.active.store(true, Ordering::Release);
+        let folded = self.fold_now();
+        self.folds.active.store(false, Ordering::Release);
+        folded
+    }
+
+    fn fold_now(&mut self) -> Result<(), StoreError> {
         let logged = std::mem::take(&mut self.since_open);
         // The checkpoint thread holds a handle, and is the only other caller of `flush`.
         self.checkpointer.stop();
+        let started = Instant::now();
         let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
         let synced = match slot.as_ref() {
             Some(db) => sync_sled(db, &self.log, &blobs_dir(&self.dir)),
@@ -627,20 +640,13 @@ impl WalApplier {
         }
         // sled lets go of its file lock once the last handle is gone.
         drop(slot.take());
-        let db = self
-            .faults
-            .check_fold()
-            .and_then(|()| super::open_sled(&self.store_dir, &self.opts))
-            .inspect_err(|e| {
-                tracing::error!(error = %e, "Could not open the store again after folding its log; it refuses writes and reads until pandabridge is restarted, which replays the write-ahead log.");
-            })?;
-        *slot = Some(db);
+        *slot = Some(self.reopen()?);
+        let took = started.elapsed();
         drop(slot);
         if let Err(e) = super::make_private(&self.store_dir, false) {
             tracing::warn!(error = %e, "Could not restrict the permissions of the store's new snapshot (the data dir's own permissions still apply).");
         }
         self.checkpointer = start_checkpointer(&self.dir, &self.db, &self.log)?;
-        let took = started.elapsed();
         self.folds.count.fetch_add(1, Ordering::Relaxed);
         self.folds.last_micros.store(
             u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
@@ -652,6 +658,34 @@ impl WalApplier {
             "Folded the store's log into its snapshot: a start after a crash will not replay it."
         );
         Ok(())
+    }
+}
+
+impl WalApplier {
+    /// Opens the store again for a fold, trying a few times: a passing failure (sled's lock
+    /// released late by one of its IO threads, no file descriptor free) must not stop the
+    /// store until a restart.
+    fn reopen(&self) -> Result<sled::Db, StoreError> {
+        const ATTEMPTS: u32 = 3;
+        let mut attempt = 1;
+        loop {
+            let opened = self
+                .faults
+                .check_fold()
+                .and_then(|()| super::open_sled(&self.store_dir, &self.opts));
+            match opened {
+                Ok(db) => return Ok(db),
+                Err(e) if attempt < ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "Could not open the store again after folding its log; trying again.");
+                    std::thread::sleep(Duration::from_millis(500));
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "Could not open the store again after folding its log; it refuses writes and reads until pandabridge is restarted, which replays the write-ahead log.");
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 
@@ -675,24 +709,22 @@ impl super::commit::Apply for WalApplier {
             // in the log, and the next start applies it. Until then no later group can be
             // applied, so the store refuses writes and reads (`/readyz` says so).
             tracing::error!(error = %e, "The store could not apply a durable group; it refuses writes and reads until pandabridge is restarted, which applies the group from the write-ahead log.");
-        } else {
-            self.since_open += group.len() as u64;
+            return applied;
         }
-        applied
+        self.since_open += group.len() as u64;
+        // Under traffic that never pauses, fold anyway, even with groups waiting: that bounds
+        // what a crash leaves to replay whatever the load.
+        let after = self.folds.after_bytes.load(Ordering::Relaxed);
+        if self.since_open >= after.saturating_mul(FOLD_ANYWAY_AFTER) {
+            self.fold()?;
+        }
+        Ok(())
     }
 
-    /// Folds sled's log once what it holds since sled was opened reaches
-    /// `StoreOptions::fold_after_bytes` and the store is quiet (no group for a second), or
-    /// [`FOLD_ANYWAY_AFTER`] times that under steady traffic: the fold makes reads wait, and
-    /// in a lull nobody does. Either way only between groups, when none is waiting.
-    fn caught_up(&mut self, quiet: bool) -> Result<(), StoreError> {
-        let after = self.folds.after_bytes.load(Ordering::Relaxed);
-        let due = if quiet {
-            after
-        } else {
-            after.saturating_mul(FOLD_ANYWAY_AFTER)
-        };
-        if self.since_open < due {
+    /// Folds sled's log once `StoreOptions::fold_after_bytes` were applied since sled was
+    /// opened: the fold makes reads wait, and in a lull nobody does.
+    fn quiet(&mut self) -> Result<(), StoreError> {
+        if self.since_open < self.folds.after_bytes.load(Ordering::Relaxed) {
             return Ok(());
         }
         self.fold()
