@@ -29,7 +29,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, TryLockError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -578,7 +578,7 @@ const INTEGRATION_KEY: &[u8] = b"g:bigpanda";
 /// batches (atomic, and sled recovers a prefix of its batches) that are idempotent, and the
 /// marker goes last.
 fn upgrade_incident_keys(db: &sled::Db, from: u8) -> Result<(), StoreError> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut mark = sled::Batch::default();
     mark.insert(FORMAT_KEY, &[STORE_FORMAT]);
     mark.insert(UPGRADING_KEY, &[from]);
@@ -691,7 +691,7 @@ fn make_private(dir: &Path, create: bool) -> Result<(), StoreError> {
 }
 
 /// An alert record, decoded with `H` as what to make of its history tail. The read helpers
-/// take the tree a public read got from `Store::visible`, so that one read waits once.
+/// take the tree a public read got from `Store::read`, so that one read waits once.
 fn alert_record<H: DeserializeOwned + Default>(
     tree: &sled::Db,
     id: &str,
@@ -801,7 +801,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
         make_private(dir, true)?;
-        let opening = std::time::Instant::now();
+        let opening = Instant::now();
         let db = open_sled(dir, opts)?;
         let sled_open = opening.elapsed();
         let format = db.get(FORMAT_KEY)?;
@@ -828,7 +828,7 @@ impl Store {
         // sled creates its files with the process umask (often 0644): tighten what it made.
         make_private(dir, false)?;
         let log = std::fs::File::open(dir.join("db")).map_err(|e| StoreError::Io(e.to_string()))?;
-        let replaying = std::time::Instant::now();
+        let replaying = Instant::now();
         let (next_seq, replayed) = wal::recover(&wal_dir, &db, &log)?;
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         tracing::info!(
@@ -888,19 +888,16 @@ impl Store {
 
     /// Folds of sled's log done while the store runs, and how long the last one took.
     pub fn fold_stats(&self) -> (u64, Duration) {
-        use std::sync::atomic::Ordering::Relaxed;
         (
-            self.folds.count.load(Relaxed),
-            Duration::from_micros(self.folds.last_micros.load(Relaxed)),
+            self.folds.count.load(Ordering::Relaxed),
+            Duration::from_micros(self.folds.last_micros.load(Ordering::Relaxed)),
         )
     }
 
     /// Changes `StoreOptions::fold_after_bytes` of a running store: from the next group on.
     #[cfg(test)]
     fn set_fold_after_bytes(&self, bytes: u64) {
-        self.folds
-            .after_bytes
-            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        self.folds.after_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// Makes everything written so far durable and stops the flusher. Later writes fail.
