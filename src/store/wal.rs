@@ -198,6 +198,52 @@ fn apply_records<'a>(db: &sled::Db, mut bytes: &'a [u8]) -> Result<(usize, &'a [
     Ok((applied, bytes))
 }
 
+/// How many records a replay reads ahead at a time (see [`warm_leaves`]): few enough that
+/// the leaves they write to stay in sled's cache until they are applied.
+const REPLAY_WINDOW: usize = 1024;
+/// How many threads read those leaves at once: more than the cores, as a read on a cold page
+/// cache waits for the disk.
+const REPLAY_READERS: usize = 8;
+
+/// Reads into sled's cache, from [`REPLAY_READERS`] threads at once, the leaves that the next
+/// [`REPLAY_WINDOW`] whole records at the start of `bytes` write to, and returns those
+/// records' length in bytes.
+///
+/// After a crash sled's cache is empty, and bringing a leaf back (reading its base and
+/// fragments from sled's file and rebuilding it) is most of a replay: 70–100 µs a record at a
+/// million incidents, cold or warm (docs/performance.md, ninth pass). Done in order by the one
+/// thread that applies the records, those reads would wait one by one and use one core. Only
+/// a warm-up: a read that fails is left for the apply to meet.
+fn warm_leaves(db: &sled::Db, bytes: &[u8]) -> usize {
+    let mut keys = Vec::new();
+    let mut len = 0;
+    let mut records = 0;
+    while let Some((ops, record_len)) = decode_one(&bytes[len..]) {
+        keys.extend(ops.into_iter().map(|(key, _)| key));
+        len += record_len;
+        records += 1;
+        if records == REPLAY_WINDOW {
+            break;
+        }
+    }
+    // Neighbouring keys mostly share a leaf: each thread takes a run of them in order.
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.len() >= REPLAY_READERS * 4 {
+        std::thread::scope(|scope| {
+            for run in keys.chunks(keys.len().div_ceil(REPLAY_READERS)) {
+                // A thread that cannot be started leaves its run for the apply to read.
+                let _ = std::thread::Builder::new().spawn_scoped(scope, move || {
+                    for key in run {
+                        let _ = db.get(key);
+                    }
+                });
+            }
+        });
+    }
+    len
+}
+
 fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Io(format!("cannot {what} {}: {e}", path.display()))
 }
@@ -289,8 +335,17 @@ pub(super) fn recover(dir: &Path, db: &sled::Db, log: &File) -> Result<(u64, usi
     let mut replayed = 0;
     for (_, path) in &files {
         let bytes = fs::read(path).map_err(|e| io("read", path, e))?;
-        let (applied, rest) = apply_records(db, &bytes)?;
-        replayed += applied;
+        let mut rest = &bytes[..];
+        loop {
+            let window = warm_leaves(db, rest);
+            if window == 0 {
+                break;
+            }
+            // The window is whole records: all of it is applied.
+            let (applied, _) = apply_records(db, &rest[..window])?;
+            replayed += applied;
+            rest = &rest[window..];
+        }
         if !rest.is_empty() {
             tracing::warn!(file = %path.display(), bytes = rest.len(),
                 "The end of a write-ahead log file is not a whole record (a write cut short by a crash or a disk error); it was never acknowledged and is ignored.");
