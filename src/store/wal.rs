@@ -210,10 +210,10 @@ const REPLAY_READERS: usize = 8;
 /// records' length in bytes.
 ///
 /// After a crash sled's cache is empty, and bringing a leaf back (reading its base and
-/// fragments from sled's file and rebuilding it) is most of a replay: 70–100 µs a record at a
-/// million incidents, cold or warm (docs/performance.md, ninth pass). Done in order by the one
-/// thread that applies the records, those reads would wait one by one and use one core. Only
-/// a warm-up: a read that fails is left for the apply to meet.
+/// fragments from sled's file and rebuilding it) is most of a replay: 50–80 µs a record at a
+/// million incidents (docs/performance.md, ninth pass). Done in order by the one thread that
+/// applies the records, those reads would wait for a cold disk one by one. Only a warm-up: a
+/// read that fails is left for the apply to meet.
 fn warm_leaves(db: &sled::Db, bytes: &[u8]) -> usize {
     let mut keys = Vec::new();
     let mut len = 0;
