@@ -17,7 +17,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -46,6 +46,24 @@ pub(super) struct GroupCommit {
     pub(super) flushes: AtomicU64,
     pub(super) flushed_waiters: AtomicU64,
     visibility: Visibility,
+    backlog: Backlog,
+}
+
+/// The durable groups handed to the apply thread and not yet applied. The flusher waits for
+/// room before it hands one over (`Backlog::reserve`), so the backlog stays bounded when sled
+/// is slow: writers then queue in the next group, bounded by the daemon's in-flight limit.
+#[derive(Default)]
+struct Backlog {
+    state: Mutex<BacklogState>,
+    room: Condvar,
+}
+
+#[derive(Default)]
+struct BacklogState {
+    groups: usize,
+    bytes: usize,
+    /// The apply thread is gone: no room will come.
+    closed: bool,
 }
 
 /// How far sled is behind the acknowledgements: groups answered as durable, and groups applied.
@@ -104,10 +122,17 @@ enum Job {
     Finish(u64),
 }
 
-/// Durable groups that may wait for the apply thread. Beyond that the flusher waits, so the
-/// applied-but-not-yet-written backlog stays bounded when sled is slow (writers then queue in
-/// the next group, bounded by the daemon's in-flight limit).
+/// Durable groups that may wait for the apply thread. Every read waits for the groups before
+/// it to be applied, so when sled is the bottleneck a longer backlog only makes reads wait
+/// longer.
 const APPLY_BACKLOG: usize = 64;
+
+/// What may wait for the apply thread while it folds sled's log instead (see
+/// `GroupCommit::start`): a fold holds applies for 0.3–0.6 s at a million incidents, and
+/// webhooks for incidents whose actor is live need no read, so they go on being answered
+/// through it until this much is waiting (about half a second of groups under a closed-loop
+/// load at a million incidents: ~1.8 KB a webhook at ~15k a second).
+const FOLD_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
 
 /// The group size from which the flusher lingers before the next flush.
 const LINGER_FROM_GROUP: usize = 4;
@@ -122,10 +147,14 @@ pub(super) const QUIET: Duration = Duration::from_secs(1);
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl GroupCommit {
+    /// Starts the flusher and the apply thread. `folding` tells whether the applier is folding
+    /// sled's log: the backlog is then bounded by [`FOLD_BACKLOG_BYTES`] rather than
+    /// [`APPLY_BACKLOG`] groups.
     pub(super) fn start(
         sink: impl Sink,
         applier: impl Apply,
         linger: Duration,
+        folding: impl Fn() -> bool + Send + 'static,
     ) -> Result<Arc<GroupCommit>, StoreError> {
         let gc = Arc::new(GroupCommit {
             queue: Mutex::new(Queue::default()),
@@ -135,8 +164,9 @@ impl GroupCommit {
             flushes: AtomicU64::new(0),
             flushed_waiters: AtomicU64::new(0),
             visibility: Visibility::default(),
+            backlog: Backlog::default(),
         });
-        let (jobs, queued) = std::sync::mpsc::sync_channel(APPLY_BACKLOG);
+        let (jobs, queued) = std::sync::mpsc::channel();
         let apply_gc = Arc::clone(&gc);
         let apply_thread = std::thread::Builder::new()
             .name("pb-apply".into())
@@ -146,6 +176,7 @@ impl GroupCommit {
                     tracing::error!("The apply thread panicked; the store refuses reads and writes until pandabridge is restarted.");
                     apply_gc.visibility.fail(StoreError::Closed);
                 }
+                apply_gc.backlog.close();
             })
             .map_err(|e| StoreError::Io(format!("cannot start the apply thread: {e}")))?;
         if let Ok(mut slot) = gc.apply_thread.lock() {
@@ -156,7 +187,7 @@ impl GroupCommit {
             .name("pb-group-commit".into())
             .spawn(move || {
                 let run =
-                    std::panic::AssertUnwindSafe(|| worker.run(sink, jobs, linger));
+                    std::panic::AssertUnwindSafe(|| worker.run(sink, jobs, linger, folding));
                 if std::panic::catch_unwind(run).is_err() {
                     tracing::error!("The group-commit thread panicked; the store refuses writes until pandabridge is restarted.");
                 }
@@ -187,7 +218,13 @@ impl GroupCommit {
         }
     }
 
-    fn run(&self, mut sink: impl Sink, jobs: std::sync::mpsc::SyncSender<Job>, linger: Duration) {
+    fn run(
+        &self,
+        mut sink: impl Sink,
+        jobs: std::sync::mpsc::Sender<Job>,
+        linger: Duration,
+        folding: impl Fn() -> bool,
+    ) {
         // Linger only under load: when the last group had company, waiting lets the next one
         // grow; when writers come one at a time, waiting would only add latency.
         let mut last_group = 0usize;
@@ -252,9 +289,9 @@ impl GroupCommit {
                 // Sized like the group it replaces, so that writers appending to it under the
                 // queue's lock do not grow it step by step.
                 let fresh = Vec::with_capacity(group.len());
-                if jobs
-                    .send(Job::Apply(std::mem::replace(&mut group, fresh), n))
-                    .is_err()
+                let durable = std::mem::replace(&mut group, fresh);
+                if !self.backlog.reserve(durable.len(), &folding)
+                    || jobs.send(Job::Apply(durable, n)).is_err()
                 {
                     self.visibility.fail(StoreError::Closed);
                 }
@@ -314,14 +351,18 @@ impl GroupCommit {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             match job {
-                Job::Apply(_, _) | Job::FileClosed(_) if failed => {}
-                Job::Apply(group, n) => match applier.apply(&group) {
-                    Ok(()) => self.visibility.applied_upto(n),
-                    Err(e) => {
-                        failed = true;
-                        self.visibility.fail(e);
+                Job::Apply(group, _) if failed => self.backlog.release(group.len()),
+                Job::FileClosed(_) if failed => {}
+                Job::Apply(group, n) => {
+                    match applier.apply(&group) {
+                        Ok(()) => self.visibility.applied_upto(n),
+                        Err(e) => {
+                            failed = true;
+                            self.visibility.fail(e);
+                        }
                     }
-                },
+                    self.backlog.release(group.len());
+                }
                 Job::FileClosed(seq) => applier.applied_file(seq),
                 Job::Finish(seq) => {
                     if !failed {
@@ -408,6 +449,50 @@ impl GroupCommit {
     }
 }
 
+impl Backlog {
+    /// Waits until a group of `len` bytes may join the backlog and counts it in: while fewer
+    /// than [`APPLY_BACKLOG`] groups wait, or, while `folding()`, as long as the backlog stays
+    /// within [`FOLD_BACKLOG_BYTES`]. A wait looks at `folding` every [`FOLD_CHECK`], as a fold
+    /// begins without telling. False once the apply thread is gone.
+    fn reserve(&self, len: usize, folding: &impl Fn() -> bool) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if state.closed {
+                return false;
+            }
+            let fits = state.groups < APPLY_BACKLOG
+                || (folding() && state.bytes.saturating_add(len) <= FOLD_BACKLOG_BYTES);
+            if fits {
+                state.groups += 1;
+                state.bytes += len;
+                return true;
+            }
+            state = match self.room.wait_timeout(state, FOLD_CHECK) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    /// A group of `len` bytes left the backlog (applied, or skipped after a failure).
+    fn release(&self, len: usize) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.groups = state.groups.saturating_sub(1);
+        state.bytes = state.bytes.saturating_sub(len);
+        drop(state);
+        self.room.notify_one();
+    }
+
+    /// The apply thread ended: whoever waits for room gives up.
+    fn close(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
+        self.room.notify_all();
+    }
+}
+
 impl Visibility {
     fn failure(&self) -> Option<StoreError> {
         self.failed
@@ -482,7 +567,7 @@ mod tests {
             applied: Arc::clone(&applied),
             fail,
         };
-        let gc = GroupCommit::start(NoLog, sink, Duration::ZERO).expect("flusher starts");
+        let gc = GroupCommit::start(NoLog, sink, Duration::ZERO, || false).expect("flusher starts");
         (gc, go, applied)
     }
 
@@ -506,6 +591,127 @@ mod tests {
         }
     }
 
+    /// An applier that waits for the test's go before each group, and panics there if told to.
+    struct HeldApply {
+        go: mpsc::Receiver<()>,
+        panics: bool,
+    }
+
+    impl Apply for HeldApply {
+        fn apply(&mut self, _group: &[u8]) -> Result<(), StoreError> {
+            let _ = self.go.recv();
+            assert!(!self.panics, "injected apply panic");
+            Ok(())
+        }
+        fn applied_file(&mut self, _seq: u64) {}
+        fn finish(&mut self, _seq: u64) {}
+    }
+
+    /// A flusher and a held apply thread, whose fold flag the test sets.
+    fn held(panics: bool) -> (Arc<GroupCommit>, mpsc::Sender<()>, Arc<AtomicBool>) {
+        let (go, wait) = mpsc::channel();
+        let folding = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&folding);
+        let applier = HeldApply { go: wait, panics };
+        let gc = GroupCommit::start(NoLog, applier, Duration::ZERO, move || {
+            flag.load(Ordering::Acquire)
+        })
+        .expect("flusher starts");
+        (gc, go, folding)
+    }
+
+    /// Whether a write appended now is answered within `within`.
+    fn answered(gc: &GroupCommit, record: &[u8], within: Duration) -> Option<Durable> {
+        let mut durable = gc.append(record).expect("appended");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            match durable.try_recv() {
+                Ok(result) => {
+                    result.expect("durable");
+                    return None;
+                }
+                Err(oneshot::error::TryRecvError::Closed) => panic!("waiter dropped"),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            if std::time::Instant::now() >= deadline {
+                return Some(durable);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// With applies held, the flusher stops at `APPLY_BACKLOG` groups: reads wait for every
+    /// group before them, so a longer queue would only make them wait longer. While a fold
+    /// holds the applies, it goes on up to `FOLD_BACKLOG_BYTES`, and no further.
+    #[test]
+    fn the_apply_backlog_is_64_groups_and_while_a_fold_runs_16_mib() {
+        let (gc, go, folding) = held(false);
+        let second = Duration::from_secs(5);
+        // 64 groups wait; the 65th is answered, then the flusher waits for room to hand it on.
+        for _ in 0..=APPLY_BACKLOG {
+            assert!(
+                answered(&gc, b"s", second).is_none(),
+                "answered while there is room"
+            );
+        }
+        let blocked = answered(&gc, b"s", Duration::from_millis(200));
+        assert!(blocked.is_some(), "a group beyond the backlog was answered");
+        // A fold begins: the waiting group goes on, and so do groups up to the byte bound.
+        folding.store(true, Ordering::Release);
+        let big = vec![7u8; FOLD_BACKLOG_BYTES / 4];
+        let deadline = std::time::Instant::now() + second;
+        while blocked.as_ref().is_some_and(|d| d.is_empty()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a fold did not make room"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for _ in 0..3 {
+            assert!(
+                answered(&gc, &big, second).is_none(),
+                "answered within the fold's bound"
+            );
+        }
+        // The fourth big group is answered but does not fit; the one after it waits.
+        assert!(answered(&gc, &big, second).is_none());
+        let beyond = answered(&gc, b"s", Duration::from_millis(200));
+        assert!(beyond.is_some(), "the fold's byte bound was not kept");
+        // The applies go on (the small groups first, then the first big one): room again.
+        for _ in 0..=APPLY_BACKLOG + 2 {
+            go.send(()).expect("apply released");
+        }
+        let deadline = std::time::Instant::now() + second;
+        while beyond.as_ref().is_some_and(|d| d.is_empty()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "applies did not make room"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        drop(go);
+        gc.stop();
+    }
+
+    /// An apply thread that dies while the flusher waits for room must not leave it waiting
+    /// for ever: writes are refused from then on.
+    #[test]
+    fn a_flusher_waiting_for_room_gives_up_once_the_apply_thread_is_gone() {
+        let (gc, go, _) = held(true);
+        for _ in 0..=APPLY_BACKLOG {
+            assert!(answered(&gc, b"s", Duration::from_secs(5)).is_none());
+        }
+        let waiting = answered(&gc, b"s", Duration::from_millis(200)).expect("held back");
+        go.send(()).expect("apply released");
+        let (done, result) = mpsc::channel();
+        std::thread::spawn(move || done.send(waiting.blocking_recv()));
+        let result = result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the write is answered instead of waiting for ever");
+        assert!(matches!(result, Ok(Err(_))), "refused: {result:?}");
+        gc.stop();
+    }
+
     /// Upkeep that holds up groups (a fold of sled's log at its lower threshold) waits until
     /// no group came for a while: the apply thread calls `quiet` only then, not per group.
     #[tokio::test]
@@ -516,7 +722,8 @@ mod tests {
             go: wait,
             calls: Arc::clone(&calls),
         };
-        let gc = GroupCommit::start(NoLog, applier, Duration::ZERO).expect("flusher starts");
+        let gc =
+            GroupCommit::start(NoLog, applier, Duration::ZERO, || false).expect("flusher starts");
         for record in [&b"one"[..], b"two", b"three"] {
             let durable = gc.append(record).expect("appended");
             durable.await.expect("answered").expect("durable");
@@ -687,6 +894,7 @@ mod tests {
             Rotating::default(),
             Journal(Arc::clone(&journal)),
             Duration::ZERO,
+            || false,
         )
         .expect("flusher starts");
         for record in ["a", "b", "c"] {

@@ -863,7 +863,10 @@ impl Store {
                 folds: Arc::clone(&folds),
             },
         )?;
-        let commit = GroupCommit::start(writer, applier, opts.linger)?;
+        let fold_flag = Arc::clone(&folds);
+        let commit = GroupCommit::start(writer, applier, opts.linger, move || {
+            fold_flag.active.load(Ordering::Acquire)
+        })?;
         Ok(Store {
             tree,
             commit,

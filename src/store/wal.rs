@@ -666,7 +666,8 @@ impl WalApplier {
     /// sled is made durable, every handle on it is dropped and the same files are opened
     /// again, all under the write lock of the shared handle: reads wait meanwhile, and so do
     /// the groups to apply, while the group commit goes on making writes durable in the log
-    /// and answering them (until its apply backlog is full). Nothing can be lost: the groups
+    /// and answering them (until 16 MiB of groups wait for the apply: webhooks for live
+    /// incidents need no read, and go on through the fold). Nothing can be lost: the groups
     /// applied so far are in sled's synced files, and the rest wait for the new handle. If the
     /// store cannot be opened again, that is a failed apply: reads and writes are refused until
     /// a restart, which replays the log as after a crash.
