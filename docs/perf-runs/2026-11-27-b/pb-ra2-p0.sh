@@ -1,0 +1,2 @@
+#!/bin/sh
+MIMALLOC_PURGE_DELAY=0 exec /tmp/pb/pb-ra2 "$@"
