@@ -539,16 +539,19 @@ mod tests {
         }
     }
 
-    /// An applier that waits for the test's go before each group.
+    /// An applier that waits for the test's go before each group, then fails or panics there
+    /// if told to.
     struct GatedApply {
         go: mpsc::Receiver<()>,
         applied: Arc<AtomicBool>,
         fail: bool,
+        panics: bool,
     }
 
     impl Apply for GatedApply {
         fn apply(&mut self, _group: &[u8]) -> Result<(), StoreError> {
             let _ = self.go.recv();
+            assert!(!self.panics, "injected apply panic");
             if self.fail {
                 return Err(StoreError::Io("injected apply failure".into()));
             }
@@ -566,6 +569,7 @@ mod tests {
             go: wait,
             applied: Arc::clone(&applied),
             fail,
+            panics: false,
         };
         let gc = GroupCommit::start(NoLog, sink, Duration::ZERO, || false).expect("flusher starts");
         (gc, go, applied)
@@ -591,28 +595,17 @@ mod tests {
         }
     }
 
-    /// An applier that waits for the test's go before each group, and panics there if told to.
-    struct HeldApply {
-        go: mpsc::Receiver<()>,
-        panics: bool,
-    }
-
-    impl Apply for HeldApply {
-        fn apply(&mut self, _group: &[u8]) -> Result<(), StoreError> {
-            let _ = self.go.recv();
-            assert!(!self.panics, "injected apply panic");
-            Ok(())
-        }
-        fn applied_file(&mut self, _seq: u64) {}
-        fn finish(&mut self, _seq: u64) {}
-    }
-
     /// A flusher and a held apply thread, whose fold flag the test sets.
     fn held(panics: bool) -> (Arc<GroupCommit>, mpsc::Sender<()>, Arc<AtomicBool>) {
         let (go, wait) = mpsc::channel();
         let folding = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&folding);
-        let applier = HeldApply { go: wait, panics };
+        let applier = GatedApply {
+            go: wait,
+            applied: Arc::new(AtomicBool::new(false)),
+            fail: false,
+            panics,
+        };
         let gc = GroupCommit::start(NoLog, applier, Duration::ZERO, move || {
             flag.load(Ordering::Acquire)
         })
@@ -640,6 +633,15 @@ mod tests {
         }
     }
 
+    /// Waits up to 5 s for a write held back before to be answered; fails with `what` if not.
+    fn until_answered(durable: Option<&Durable>, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while durable.is_some_and(|d| d.is_empty()) {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// With applies held, the flusher stops at `APPLY_BACKLOG` groups: reads wait for every
     /// group before them, so a longer queue would only make them wait longer. While a fold
     /// holds the applies, it goes on up to `FOLD_BACKLOG_BYTES`, and no further.
@@ -659,14 +661,7 @@ mod tests {
         // A fold begins: the waiting group goes on, and so do groups up to the byte bound.
         folding.store(true, Ordering::Release);
         let big = vec![7u8; FOLD_BACKLOG_BYTES / 4];
-        let deadline = std::time::Instant::now() + second;
-        while blocked.as_ref().is_some_and(|d| d.is_empty()) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "a fold did not make room"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        until_answered(blocked.as_ref(), "a fold did not make room");
         for _ in 0..3 {
             assert!(
                 answered(&gc, &big, second).is_none(),
@@ -681,14 +676,7 @@ mod tests {
         for _ in 0..=APPLY_BACKLOG + 2 {
             go.send(()).expect("apply released");
         }
-        let deadline = std::time::Instant::now() + second;
-        while beyond.as_ref().is_some_and(|d| d.is_empty()) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "applies did not make room"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        until_answered(beyond.as_ref(), "applies did not make room");
         drop(go);
         gc.stop();
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bl1m.sh: fresh 1M store per run; the default load (64 connections, 10k incidents, 3 x 8 s); A = pb-ra2, B = pb-bl, alternated.
-for i in 1 2; do for x in A B; do
+# bl1m.sh: fresh 1M store per run; the default load (64 connections, 10k incidents, 3 x 8 s); A = pb-ra2, B = pb-bl,
+# alternated: for each run number in RUNS (default "1 2"), the builds in ORDER (default "A B").
+for i in ${RUNS:-1 2}; do for x in ${ORDER:-A B}; do
   BIN=/tmp/pb/pb-ra2; [ $x = B ] && BIN=/tmp/pb/pb-bl
   rm -rf /tmp/pb/w1 && cp -a /tmp/pb/seed1m /tmp/pb/w1 && sync
   /tmp/pb/startm.sh $BIN /tmp/pb/w1 > /tmp/pb/runs/bl1m-$x$i.start
