@@ -127,7 +127,7 @@ enum Job {
 /// longer.
 const APPLY_BACKLOG: usize = 64;
 
-/// What may wait for the apply thread while it folds sled's log instead (see
+/// What may wait for the apply thread, beyond those groups, while it folds sled's log (see
 /// `GroupCommit::start`): a fold holds applies for 0.3–0.6 s at a million incidents, and
 /// webhooks for incidents whose actor is live need no read, so they go on being answered
 /// through it until this much is waiting (about half a second of groups under a closed-loop
@@ -137,7 +137,8 @@ const FOLD_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
 /// The group size from which the flusher lingers before the next flush.
 const LINGER_FROM_GROUP: usize = 4;
 
-/// How often a read waiting in place for an apply looks whether a fold began.
+/// How often a read waiting in place for an apply, or the flusher waiting for room in the
+/// apply backlog, looks whether a fold began.
 const FOLD_CHECK: Duration = Duration::from_millis(5);
 
 /// How long the apply thread goes without a group before it calls the store quiet.
@@ -171,12 +172,13 @@ impl GroupCommit {
         let apply_thread = std::thread::Builder::new()
             .name("pb-apply".into())
             .spawn(move || {
+                // However the thread ends, a flusher waiting for room must not wait for ever.
+                let _closes = CloseOnDrop(&apply_gc.backlog);
                 let run = std::panic::AssertUnwindSafe(|| apply_gc.apply_loop(applier, queued));
                 if std::panic::catch_unwind(run).is_err() {
                     tracing::error!("The apply thread panicked; the store refuses reads and writes until pandabridge is restarted.");
                     apply_gc.visibility.fail(StoreError::Closed);
                 }
-                apply_gc.backlog.close();
             })
             .map_err(|e| StoreError::Io(format!("cannot start the apply thread: {e}")))?;
         if let Ok(mut slot) = gc.apply_thread.lock() {
@@ -290,7 +292,9 @@ impl GroupCommit {
                 // queue's lock do not grow it step by step.
                 let fresh = Vec::with_capacity(group.len());
                 let durable = std::mem::replace(&mut group, fresh);
-                if !self.backlog.reserve(durable.len(), &folding)
+                // Counted by capacity, what the group holds in memory (the apply thread
+                // releases the same `Vec`).
+                if !self.backlog.reserve(durable.capacity(), &folding)
                     || jobs.send(Job::Apply(durable, n)).is_err()
                 {
                     self.visibility.fail(StoreError::Closed);
@@ -351,7 +355,7 @@ impl GroupCommit {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             match job {
-                Job::Apply(group, _) if failed => self.backlog.release(group.len()),
+                Job::Apply(group, _) if failed => self.backlog.release(group.capacity()),
                 Job::FileClosed(_) if failed => {}
                 Job::Apply(group, n) => {
                     match applier.apply(&group) {
@@ -361,7 +365,7 @@ impl GroupCommit {
                             self.visibility.fail(e);
                         }
                     }
-                    self.backlog.release(group.len());
+                    self.backlog.release(group.capacity());
                 }
                 Job::FileClosed(seq) => applier.applied_file(seq),
                 Job::Finish(seq) => {
@@ -449,6 +453,15 @@ impl GroupCommit {
     }
 }
 
+/// Closes the backlog when the apply thread ends, by returning or unwinding.
+struct CloseOnDrop<'a>(&'a Backlog);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 impl Backlog {
     /// Waits until a group of `len` bytes may join the backlog and counts it in: while fewer
     /// than [`APPLY_BACKLOG`] groups wait, or, while `folding()`, as long as the backlog stays
@@ -477,6 +490,10 @@ impl Backlog {
     /// A group of `len` bytes left the backlog (applied, or skipped after a failure).
     fn release(&self, len: usize) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        debug_assert!(
+            state.groups > 0 && state.bytes >= len,
+            "released more than reserved"
+        );
         state.groups = state.groups.saturating_sub(1);
         state.bytes = state.bytes.saturating_sub(len);
         drop(state);
@@ -660,7 +677,8 @@ mod tests {
         assert!(blocked.is_some(), "a group beyond the backlog was answered");
         // A fold begins: the waiting group goes on, and so do groups up to the byte bound.
         folding.store(true, Ordering::Release);
-        let big = vec![7u8; FOLD_BACKLOG_BYTES / 4];
+        // Four of these are just over the bound on their own.
+        let big = vec![7u8; FOLD_BACKLOG_BYTES / 4 + 1];
         until_answered(blocked.as_ref(), "a fold did not make room");
         for _ in 0..3 {
             assert!(
@@ -672,7 +690,7 @@ mod tests {
         assert!(answered(&gc, &big, second).is_none());
         let beyond = answered(&gc, b"s", Duration::from_millis(200));
         assert!(beyond.is_some(), "the fold's byte bound was not kept");
-        // The applies go on (the small groups first, then the first big one): room again.
+        // The applies go on: room again (below 64 groups, whatever their bytes).
         for _ in 0..=APPLY_BACKLOG + 2 {
             go.send(()).expect("apply released");
         }

@@ -231,13 +231,24 @@ fn warm_leaves(db: &sled::Db, bytes: &[u8]) -> usize {
     keys.dedup();
     if keys.len() >= REPLAY_READERS * 4 {
         std::thread::scope(|scope| {
-            for run in keys.chunks(keys.len().div_ceil(REPLAY_READERS)) {
-                // A thread that cannot be started leaves its run for the apply to read.
-                let _ = std::thread::Builder::new().spawn_scoped(scope, move || {
-                    for key in run {
-                        let _ = db.get(key);
-                    }
-                });
+            let readers: Vec<_> = keys
+                .chunks(keys.len().div_ceil(REPLAY_READERS))
+                .filter_map(|run| {
+                    // A thread that cannot be started leaves its run for the apply to read.
+                    std::thread::Builder::new()
+                        .name("pb-replay-read".into())
+                        .spawn_scoped(scope, move || {
+                            for key in run {
+                                let _ = db.get(key);
+                            }
+                        })
+                        .ok()
+                })
+                .collect();
+            // Joined here, so that a reader that panicked (inside sled) is ignored like an
+            // error rather than raised again by the scope.
+            for reader in readers {
+                let _ = reader.join();
             }
         });
     }
@@ -342,7 +353,8 @@ pub(super) fn recover(dir: &Path, db: &sled::Db, log: &File) -> Result<(u64, usi
                 break;
             }
             // The window is whole records: all of it is applied.
-            let (applied, _) = apply_records(db, &rest[..window])?;
+            let (applied, tail) = apply_records(db, &rest[..window])?;
+            debug_assert!(tail.is_empty(), "a window ended inside a record");
             replayed += applied;
             rest = &rest[window..];
         }
@@ -666,8 +678,8 @@ impl WalApplier {
     /// sled is made durable, every handle on it is dropped and the same files are opened
     /// again, all under the write lock of the shared handle: reads wait meanwhile, and so do
     /// the groups to apply, while the group commit goes on making writes durable in the log
-    /// and answering them (until 16 MiB of groups wait for the apply: webhooks for live
-    /// incidents need no read, and go on through the fold). Nothing can be lost: the groups
+    /// and answering them (beyond the usual 64 groups, up to 16 MiB in all waiting for the
+    /// apply: webhooks for live incidents need no read, and go on through the fold). Nothing can be lost: the groups
     /// applied so far are in sled's synced files, and the rest wait for the new handle. If the
     /// store cannot be opened again, that is a failed apply: reads and writes are refused until
     /// a restart, which replays the log as after a crash.
