@@ -132,6 +132,7 @@ const APPLY_BACKLOG: usize = 64;
 /// webhooks for incidents whose actor is live need no read, so they go on being answered
 /// through it until this much is waiting (about half a second of groups under a closed-loop
 /// load at a million incidents: ~1.8 KB a webhook at ~15k a second).
+/// Counted in record bytes; the groups' buffers can hold up to about twice that in memory.
 const FOLD_BACKLOG_BYTES: usize = 16 * 1024 * 1024;
 
 /// The group size from which the flusher lingers before the next flush.
@@ -292,9 +293,7 @@ impl GroupCommit {
                 // queue's lock do not grow it step by step.
                 let fresh = Vec::with_capacity(group.len());
                 let durable = std::mem::replace(&mut group, fresh);
-                // Counted by capacity, what the group holds in memory (the apply thread
-                // releases the same `Vec`).
-                if !self.backlog.reserve(durable.capacity(), &folding)
+                if !self.backlog.reserve(durable.len(), &folding)
                     || jobs.send(Job::Apply(durable, n)).is_err()
                 {
                     self.visibility.fail(StoreError::Closed);
@@ -355,7 +354,7 @@ impl GroupCommit {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             match job {
-                Job::Apply(group, _) if failed => self.backlog.release(group.capacity()),
+                Job::Apply(group, _) if failed => self.backlog.release(group.len()),
                 Job::FileClosed(_) if failed => {}
                 Job::Apply(group, n) => {
                     match applier.apply(&group) {
@@ -365,7 +364,7 @@ impl GroupCommit {
                             self.visibility.fail(e);
                         }
                     }
-                    self.backlog.release(group.capacity());
+                    self.backlog.release(group.len());
                 }
                 Job::FileClosed(seq) => applier.applied_file(seq),
                 Job::Finish(seq) => {
