@@ -339,7 +339,8 @@ fn remove_upto(dir: &Path, upto: u64) -> Result<(), StoreError> {
 }
 
 /// Replays the WAL files left in `dir` into `db`, makes sled durable (with whatever was
-/// written to it before, such as the store's format key) and deletes the files. Returns the sequence number for the next file and how many records were replayed.
+/// written to it before, such as the store's format key) and deletes the files. Returns the
+/// sequence number for the next file and how many records were replayed.
 pub(super) fn recover(dir: &Path, db: &sled::Db, log: &File) -> Result<(u64, usize), StoreError> {
     let files = list(dir)?;
     let next = files.last().map_or(0, |(seq, _)| seq + 1);
@@ -473,7 +474,8 @@ pub(super) struct WalApplier {
 pub(super) struct Folds {
     /// `StoreOptions::fold_after_bytes`; tests change it while the store runs.
     pub(super) after_bytes: AtomicU64,
-    /// Set while a fold runs: reads that wait then wait off their tokio worker.
+    /// Set while a fold runs: reads that wait then wait off their tokio worker, and the group
+    /// commit's apply backlog may grow to 16 MiB (`commit::Backlog::reserve`).
     pub(super) active: AtomicBool,
     /// Folds done since the store opened.
     pub(super) count: AtomicU64,
@@ -679,10 +681,10 @@ impl WalApplier {
     /// again, all under the write lock of the shared handle: reads wait meanwhile, and so do
     /// the groups to apply, while the group commit goes on making writes durable in the log
     /// and answering them (beyond the usual 64 groups, up to 16 MiB in all waiting for the
-    /// apply: webhooks for live incidents need no read, and go on through the fold). Nothing can be lost: the groups
-    /// applied so far are in sled's synced files, and the rest wait for the new handle. If the
-    /// store cannot be opened again, that is a failed apply: reads and writes are refused until
-    /// a restart, which replays the log as after a crash.
+    /// apply: webhooks for live incidents need no read, and go on through the fold). Nothing
+    /// can be lost: the groups applied so far are in sled's synced files, and the rest wait
+    /// for the new handle. If the store cannot be opened again, that is a failed apply: reads
+    /// and writes are refused until a restart, which replays the log as after a crash.
     fn fold(&mut self) -> Result<(), StoreError> {
         self.folds.active.store(true, Ordering::Release);
         let folded = self.fold_now();
@@ -727,9 +729,7 @@ impl WalApplier {
         );
         Ok(())
     }
-}
 
-impl WalApplier {
     /// Opens the store again for a fold, trying a few times: a passing failure (sled's lock
     /// released late by one of its IO threads, no file descriptor free) must not stop the
     /// store until a restart.
