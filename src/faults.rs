@@ -5,7 +5,10 @@
 //! - `pb-fault-panic-once-…`: panics the first time each such incident is applied in this
 //!   process, then works (a transient crash: the retry on a fresh actor succeeds);
 //! - `pb-fault-panic-always-…`: panics every time (a poison event);
-//! - `pb-fault-slow-…`: takes 300 ms to apply (a stuck disk), to test callers that give up.
+//! - `pb-fault-slow-…`: takes 300 ms to apply (a stuck disk), to test callers that give up;
+//! - `pb-fault-claim-slow-…`: takes 40 ms to check that a close is still owed (an incident
+//!   busy with other inputs), to test that the close sender's pacing counts when a request
+//!   leaves, not when it began waiting.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -16,6 +19,8 @@ pub const PANIC_ONCE: &str = "pb-fault-panic-once-";
 /// Webhooks for incidents with this prefix take 300 ms to apply (a stuck disk, say).
 pub const SLOW: &str = "pb-fault-slow-";
 pub const PANIC_ALWAYS: &str = "pb-fault-panic-always-";
+/// Closes for incidents with this prefix take 40 ms to claim.
+pub const CLAIM_SLOW: &str = "pb-fault-claim-slow-";
 
 static PANICKED_ONCE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
@@ -37,5 +42,12 @@ pub fn before_apply(input: &Input) {
         if first {
             panic!("injected fault: incident {id} panics once");
         }
+    }
+}
+
+pub fn before_claim(incident_id: &str) {
+    if incident_id.starts_with(CLAIM_SLOW) {
+        // Blocking on purpose, like `SLOW`: the actor is busy for that long.
+        std::thread::sleep(std::time::Duration::from_millis(40));
     }
 }

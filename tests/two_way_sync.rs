@@ -721,6 +721,56 @@ async fn fifty_closes_drain_at_bigpandas_rate_limit_and_no_faster() {
     .await;
 }
 
+/// The pacing counts when a close leaves, not when it began waiting for its turn. Every other
+/// incident here takes 40 ms to check that its close is still owed (`pb-fault-claim-slow-`);
+/// a sender that took its rate-limit slot before that check would send those closes 40 ms
+/// into their slots, and a late first of five followed by a prompt sixth puts six into
+/// BigPanda's second (a 429, then a retry). Checked against the sender that did: 429s here.
+#[tokio::test]
+async fn closes_are_paced_by_when_they_leave_even_when_their_check_is_slow() {
+    const N: usize = 12;
+    let w = World::start().await;
+    // BigPanda's own second, with no slack: the closes leave at least 200 ms apart, plus the
+    // slow checks, so they have room to spare; only a sender whose counted starts and real
+    // departures differ puts six in it.
+    w.bp.enforce_rate_limit(5, Duration::from_secs(1));
+    let incidents: Vec<String> = (0..N)
+        .map(|i| {
+            let prefix = if i % 2 == 0 {
+                "pb-fault-claim-slow-"
+            } else {
+                "paced-"
+            };
+            format!("{prefix}{i:02}")
+        })
+        .collect();
+    let mut alert_ids = Vec::new();
+    for incident in &incidents {
+        let (id, outcome) = w.webhook(&with_incident_id("01-new", incident)).await;
+        assert_eq!(outcome, "created");
+        alert_ids.push(id);
+    }
+    w.connect(FakeBigPanda::VALID_KEY).await;
+    for id in &alert_ids {
+        assert_eq!(w.resolve(id, json!({})).await["status"], "resolved");
+    }
+    w.bp.wait_for_delivered(N, Duration::from_secs(25));
+    let requests = w.bp.requests();
+    let arrivals: Vec<(u128, Option<u16>)> = requests
+        .iter()
+        .map(|r| ((r.at - requests[0].at).as_millis(), r.reply))
+        .collect();
+    assert_eq!(
+        w.bp.resolve_calls().len(),
+        N,
+        "a close was refused and sent again; arrivals in ms, with BigPanda's answer: {arrivals:?}"
+    );
+    assert!(
+        w.bp.max_requests_in_any_window(Duration::from_secs(1)) <= 5,
+        "{arrivals:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_close_without_an_environment_fails_until_a_default_is_set() {
     let w = World::start().await;

@@ -26,8 +26,6 @@ use crate::store::{IntegrationRecord, Store};
 const MAX_IN_FLIGHT: usize = 8;
 const TICK: Duration = Duration::from_millis(50);
 const RESCAN: Duration = Duration::from_secs(30);
-/// A rate-limit slot older than this when the request is ready is taken again.
-const STALE_SLOT: Duration = Duration::from_millis(50);
 /// When the engine itself could not take a claim or a result (store trouble), try again later.
 const ENGINE_RETRY: Duration = Duration::from_secs(5);
 
@@ -75,6 +73,8 @@ struct Deps {
     engine: Engine,
     sources: Sources,
     api: BigPandaApi,
+    /// Held from waiting for a rate-limit slot to taking it (see `deliver`).
+    slot_turn: tokio::sync::Mutex<()>,
 }
 
 pub struct CloserState {
@@ -114,6 +114,7 @@ impl Actor for Closer {
                 engine: args.engine,
                 sources: args.sources,
                 api: args.api,
+                slot_turn: tokio::sync::Mutex::new(()),
             }),
             items: HashMap::new(),
             in_flight: HashSet::new(),
@@ -315,7 +316,7 @@ impl CloserState {
     }
 }
 
-/// One delivery attempt: slot, claim, send, record.
+/// One delivery attempt: wait for a slot, claim, take the slot, send, record.
 async fn deliver(deps: &Deps, msg: Outbound, api_key: &ApiKey, api_url: &str) -> Next {
     let Outbound::Close {
         source_id,
@@ -328,21 +329,28 @@ async fn deliver(deps: &Deps, msg: Outbound, api_key: &ApiKey, api_url: &str) ->
         source_id,
         incident_id,
     };
-    deps.api.reserve_slot().await;
-    let slot_taken = Instant::now();
-    let claim = deps.engine.claim_close(&key, epoch).await;
-    // The claim waits behind the incident's queued inputs; if that took long, the slot is
-    // stale and several delayed sends could leave together: take a fresh one.
-    if slot_taken.elapsed() > STALE_SLOT {
-        deps.api.reserve_slot().await;
-    }
-    let alert = match claim {
-        Ok(Some(alert)) => alert,
-        // Re-fired, echoed or already settled: the step that did it also emptied the outbox.
-        Ok(None) => return Next::Done,
-        Err(e) => {
-            tracing::warn!(incident_id = %key.incident_id, error = %e, "Could not claim a close; will retry.");
-            return Next::RetryAt(Instant::now() + ENGINE_RETRY);
+    let alert = {
+        // One delivery at a time waits for a slot, checks, and takes it (in the order they
+        // came: tokio's mutex is fair), so the ones in flight do not all wake for one slot.
+        let _turn = deps.slot_turn.lock().await;
+        loop {
+            deps.api.wait_until_slot_free().await;
+            let alert = match deps.engine.claim_close(&key, epoch).await {
+                Ok(Some(alert)) => alert,
+                // Re-fired, echoed or already settled: the step that did it also emptied the
+                // outbox.
+                Ok(None) => return Next::Done,
+                Err(e) => {
+                    tracing::warn!(incident_id = %key.incident_id, error = %e, "Could not claim a close; will retry.");
+                    return Next::RetryAt(Instant::now() + ENGINE_RETRY);
+                }
+            };
+            // The slot is taken after the check, and the request leaves right after it, so
+            // the start the limiter counts is when the request leaves. A key validation may
+            // have taken the slot meanwhile: wait for the next and check again.
+            if deps.api.try_take_slot() {
+                break alert;
+            }
         }
     };
     let environment = alert.environment_id.clone().or_else(|| {

@@ -143,6 +143,8 @@ impl Actor for IncidentActor {
                 let _ = reply.send(result);
             }
             IncidentMsg::ClaimClose { epoch, reply } => {
+                #[cfg(feature = "fault-injection")]
+                crate::faults::before_claim(&state.key.incident_id);
                 let claim = state.load().map(|()| {
                     state
                         .stored()

@@ -321,16 +321,32 @@ impl BigPandaApi {
             .await
     }
 
-    /// Waits until a request may start without breaking BigPanda's rate limit, and takes that
-    /// slot. The close sender takes the slot first, then checks the close is still owed, then
-    /// sends with [`BigPandaApi::resolve_incident_in_slot`]: the check happens right before the
-    /// request, not before a possibly long wait for a slot.
-    pub async fn reserve_slot(&self) {
-        self.wait_for_slot().await;
+    /// Waits until a request could start without breaking BigPanda's rate limit, without
+    /// taking the slot. The close sender waits, then checks that the close is still owed, then
+    /// takes the slot with [`BigPandaApi::try_take_slot`] and sends at once: the check happens
+    /// right before the request, and the start the limiter records is when the request leaves
+    /// (a slot taken before the check would let the request leave as late as the check took,
+    /// and a late first of five can put a sixth into BigPanda's second).
+    pub async fn wait_until_slot_free(&self) {
+        loop {
+            let now = tokio::time::Instant::now().into_std();
+            let at = self.limiter().free_at(now);
+            if at <= now {
+                return;
+            }
+            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+        }
+    }
+
+    /// Takes a slot starting now if one is free; the caller must then send at once with
+    /// [`BigPandaApi::resolve_incident_in_slot`]. `false` when another call took it first.
+    pub fn try_take_slot(&self) -> bool {
+        let now = tokio::time::Instant::now().into_std();
+        self.limiter().try_acquire(now).is_ok()
     }
 
     /// [`BigPandaApi::resolve_incident`] for a caller that already holds a slot from
-    /// [`BigPandaApi::reserve_slot`].
+    /// [`BigPandaApi::try_take_slot`].
     pub async fn resolve_incident_in_slot(
         &self,
         api_url: &str,
@@ -463,17 +479,20 @@ impl BigPandaApi {
             // tokio's clock, not std's: under `tokio::time::pause()` the two differ, and the
             // sleep below runs on tokio's, so the limiter must too (or it would spin).
             let now = tokio::time::Instant::now().into_std();
-            let verdict = match self.limiter.lock() {
-                Ok(mut limiter) => limiter.try_acquire(now),
-                // A panic while holding this lock cannot leave the limiter inconsistent in a
-                // way that matters more than pacing; keep going.
-                Err(poisoned) => poisoned.into_inner().try_acquire(now),
-            };
+            let verdict = self.limiter().try_acquire(now);
             match verdict {
                 Ok(()) => return,
                 Err(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
             }
         }
+    }
+
+    fn limiter(&self) -> std::sync::MutexGuard<'_, RateLimiter> {
+        // A panic while holding this lock cannot leave the limiter inconsistent in a way that
+        // matters more than pacing; keep going.
+        self.limiter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A one-line, key-free description of a transport error: "timeout after 10s" or

@@ -97,6 +97,12 @@ impl RateLimiter {
         at
     }
 
+    /// The earliest instant, not before `now`, at which a start would be allowed; nothing is
+    /// taken.
+    pub fn free_at(&self, now: Instant) -> Instant {
+        self.earliest(now)
+    }
+
     /// Takes a slot starting `now` if one is free; otherwise says when to try again (nothing
     /// is reserved, so waiters do not queue behind each other).
     pub fn try_acquire(&mut self, now: Instant) -> Result<(), Instant> {

@@ -392,3 +392,19 @@ fn a_free_limiter_grants_immediately_then_spreads_starts_evenly() {
         Ok(())
     );
 }
+
+#[test]
+fn free_at_says_when_a_start_is_allowed_and_takes_nothing() {
+    let t0 = Instant::now();
+    let gap = BIGPANDA_WINDOW / 5;
+    let mut limiter = RateLimiter::bigpanda();
+    assert_eq!(limiter.free_at(t0), t0);
+    assert_eq!(limiter.free_at(t0), t0, "asking twice takes nothing");
+    assert_eq!(limiter.try_acquire(t0), Ok(()));
+    assert_eq!(limiter.free_at(t0), t0 + gap);
+    // The close sender takes its slot later than the instant it was told, after its check:
+    // the next one is then counted from that later start.
+    let late = t0 + gap + Duration::from_millis(40);
+    assert_eq!(limiter.try_acquire(late), Ok(()));
+    assert_eq!(limiter.free_at(late), late + gap);
+}
