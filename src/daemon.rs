@@ -207,11 +207,12 @@ async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
         "pandabridge is ready to serve.");
 
     let signal = shutdown_signal().await;
+    // Refuse first, then say so: whoever reads the line can rely on it.
+    app.stop_accepting();
     tracing::info!(
         signal,
         "Shutting down: no new webhooks, finishing those in flight."
     );
-    app.stop_accepting();
     let _ = stop_tx.send(());
     if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
         tracing::warn!(
