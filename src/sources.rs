@@ -186,7 +186,8 @@ mod tests {
     async fn tokens_verify_rotate_and_expire() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-        let sources = Sources::load(store.clone(), Duration::from_millis(200)).unwrap();
+        // 2 s of grace: the rotation's durable write, on a busy machine, must not use it up.
+        let sources = Sources::load(store.clone(), Duration::from_secs(2)).unwrap();
         let (src, t1) = sources.create("prod", None).await.unwrap();
         assert!(t1.0.len() >= 64);
         assert!(sources.verify(&src.id, &t1.0));
@@ -200,7 +201,7 @@ mod tests {
             sources.verify(&src.id, &t1.0),
             "old token works during the grace period"
         );
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(2100));
         assert!(
             !sources.verify(&src.id, &t1.0),
             "old token expires after the grace period"

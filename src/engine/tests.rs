@@ -82,7 +82,9 @@ async fn one_incidents_inputs_apply_in_order_and_alerts_are_shared() {
 #[tokio::test]
 async fn idle_actors_retire_and_come_back_with_their_state() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine(dir.path(), Duration::from_millis(100)).await;
+    // 1 s idle: the idle clock starts when the input is routed, so the step, its fsync and
+    // the count below must fit in it on a loaded machine.
+    let engine = engine(dir.path(), Duration::from_secs(1)).await;
     let k = key("inc-idle");
     let first = engine
         .apply(&k, Input::Webhook(snap("inc-idle", true, 1)))
@@ -90,7 +92,7 @@ async fn idle_actors_retire_and_come_back_with_their_state() {
         .unwrap();
     assert_eq!(first.outcome, Outcome::Created);
     assert_eq!(engine.live_actors().await, 1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while engine.live_actors().await != 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -316,22 +318,27 @@ async fn a_failed_first_read_fails_its_input_and_the_next_input_reads_again() {
 // Two workers: the slow step blocks one, as a stuck disk would, while callers' timers run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_input_whose_caller_gave_up_is_never_applied() {
+    use crate::faults::{SLOW, SLOW_FOR, SLOW_STARTED};
+    use std::sync::atomic::Ordering;
+    // The slow step takes 1.5 s and callers wait 1 s (then, if the actor had started on their
+    // input, 1 s more): each margin below is 0.5 s, for a busy machine.
+    let reply_timeout = Duration::from_secs(1);
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     let engine = Engine::start(
         store,
         Metrics::new(),
         EngineOptions {
-            reply_timeout: Duration::from_millis(200),
+            reply_timeout,
             ..Default::default()
         },
     )
     .await
     .unwrap();
-    let incident = format!("{}x", crate::faults::SLOW);
+    let incident = format!("{SLOW}x");
     let k = key(&incident);
-    // The first input takes 300 ms: its caller times out, but the actor had started on it, so
-    // the caller waits for it and it is applied.
+    // The first input is slow: its caller times out, but the actor had started on it, so the
+    // caller waits for it and it is applied.
     let slow = {
         let engine = engine.clone();
         let k = k.clone();
@@ -342,7 +349,16 @@ async fn an_input_whose_caller_gave_up_is_never_applied() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Once the first slow step has begun, the second queues behind it. (Only this test uses
+    // the slow prefix, so the count is this test's.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while SLOW_STARTED.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow step never began"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // The second waits in the mailbox behind it, past its caller's timeout: abandoned.
     let queued = engine
         .apply(&k, Input::Webhook(snap(&incident, false, 2)))
@@ -350,8 +366,9 @@ async fn an_input_whose_caller_gave_up_is_never_applied() {
     assert_eq!(queued.err(), Some(EngineError::Timeout));
     let first = slow.await.unwrap().unwrap();
     assert_eq!(first.outcome, Outcome::Created);
-    // Let the actor reach the abandoned input (another 300 ms step would follow if it ran it).
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Let the actor reach the abandoned input: had it run it, another slow step would have
+    // been stored by then.
+    tokio::time::sleep(SLOW_FOR + reply_timeout).await;
     let stored = engine.store().alert(&first.alert.id).unwrap().unwrap();
     assert_eq!(
         stored.status,

@@ -161,6 +161,9 @@ impl Daemon {
             admin_token: String::new(),
             http: reqwest::Client::builder()
                 .timeout(REQUEST_TIMEOUT)
+                // Shorter than any keep-alive timeout a test gives the daemon (1 s at least):
+                // a pooled connection is never reused just as the daemon closes it.
+                .pool_idle_timeout(Duration::from_millis(500))
                 .build()
                 .expect("http client"),
         };

@@ -320,7 +320,10 @@ impl FakeBigPanda {
 
     /// The largest number of requests that arrived within any interval of `window`.
     pub fn max_requests_in_any_window(&self, window: Duration) -> usize {
-        let arrivals: Vec<Instant> = self.shared.lock().requests.iter().map(|r| r.at).collect();
+        let mut arrivals: Vec<Instant> = self.shared.lock().requests.iter().map(|r| r.at).collect();
+        // Recorded in the order they took the lock, which concurrent requests may not share
+        // with the order of their arrival stamps.
+        arrivals.sort_unstable();
         let mut best = 0;
         let mut lo = 0;
         for hi in 0..arrivals.len() {
