@@ -3,8 +3,9 @@
 //! It keeps a schedule of the outbox (loaded from the store at start, fed by the engine after
 //! each durable enqueue, and re-read periodically as a safety net) and sends due entries through
 //! the shared [`BigPandaApi`], whose limiter keeps every call within BigPanda's 5 requests per
-//! second. For each entry it first takes a rate-limit slot, then asks the incident's actor
-//! whether the close is still owed at that epoch (rule 9), and only then sends. The reply goes
+//! second. For each entry it waits until a rate-limit slot is about to free, asks the incident's
+//! actor whether the close is still owed at that epoch (rule 9), and only then takes the slot
+//! and sends. The reply goes
 //! back to the incident's actor as a `CloseResult` input, so the alert, its history and the
 //! outbox change in one atomic step. A 401/403 pauses every send until a new key is stored.
 
@@ -26,6 +27,13 @@ use crate::store::{IntegrationRecord, Store};
 const MAX_IN_FLIGHT: usize = 8;
 const TICK: Duration = Duration::from_millis(50);
 const RESCAN: Duration = Duration::from_secs(30);
+/// A close is claimed this long before its rate-limit slot frees: claims that take less cost
+/// the pace nothing.
+const CLAIM_AHEAD: Duration = Duration::from_millis(20);
+/// A claim older than this when its slot comes (a key validation took the slot) is made again.
+const STALE_CLAIM: Duration = Duration::from_millis(40);
+/// A claim holds up every close behind it; one that takes longer is retried later.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(1);
 /// When the engine itself could not take a claim or a result (store trouble), try again later.
 const ENGINE_RETRY: Duration = Duration::from_secs(5);
 
@@ -329,35 +337,51 @@ async fn deliver(deps: &Deps, msg: Outbound, api_key: &ApiKey, api_url: &str) ->
         source_id,
         incident_id,
     };
-    let alert = {
-        // One delivery at a time waits for a slot, checks, and takes it (in the order they
-        // came: tokio's mutex is fair), so the ones in flight do not all wake for one slot.
+    let (alert, environment) = {
+        // One delivery at a time claims and takes a slot (in the order they asked: tokio's
+        // mutex is fair), so the ones in flight do not all wake for one slot.
         let _turn = deps.slot_turn.lock().await;
         loop {
-            deps.api.wait_until_slot_free().await;
-            let alert = match deps.engine.claim_close(&key, epoch).await {
-                Ok(Some(alert)) => alert,
+            // Claim just before the slot frees, so that a claim shorter than the lead costs
+            // the pace nothing, and the claim is at most about that old when the close leaves.
+            deps.api.wait_until_slot_free(CLAIM_AHEAD).await;
+            let claim = tokio::time::timeout(CLAIM_TIMEOUT, deps.engine.claim_close(&key, epoch));
+            let alert = match claim.await {
+                Ok(Ok(Some(alert))) => alert,
                 // Re-fired, echoed or already settled: the step that did it also emptied the
                 // outbox.
-                Ok(None) => return Next::Done,
-                Err(e) => {
+                Ok(Ok(None)) => return Next::Done,
+                Ok(Err(e)) => {
                     tracing::warn!(incident_id = %key.incident_id, error = %e, "Could not claim a close; will retry.");
                     return Next::RetryAt(Instant::now() + ENGINE_RETRY);
                 }
+                // The incident is busy (a burst of webhooks, a slow disk): let the other closes
+                // go first instead of holding the turn.
+                Err(_) => {
+                    tracing::warn!(incident_id = %key.incident_id, timeout_ms = CLAIM_TIMEOUT.as_millis() as u64,
+                        "The incident did not answer a close's claim in time; will retry.");
+                    return Next::RetryAt(Instant::now() + ENGINE_RETRY);
+                }
             };
-            // The slot is taken after the check, and the request leaves right after it, so
-            // the start the limiter counts is when the request leaves. A key validation may
-            // have taken the slot meanwhile: wait for the next and check again.
-            if deps.api.try_take_slot() {
-                break alert;
+            let claimed = Instant::now();
+            let environment = alert.environment_id.clone().or_else(|| {
+                deps.sources
+                    .get(&alert.source_id)
+                    .and_then(|s| s.default_environment_id)
+            });
+            // Nothing will be sent: no slot is used.
+            if environment.is_none() {
+                break (alert, None);
+            }
+            deps.api.wait_until_slot_free(Duration::ZERO).await;
+            // The slot is taken after the check and the request is handed to the HTTP client
+            // right after, so the start the limiter counts is when the request leaves. If a
+            // key validation took the slot meanwhile, the claim has aged: check again.
+            if claimed.elapsed() <= STALE_CLAIM && deps.api.try_take_slot() {
+                break (alert, environment);
             }
         }
     };
-    let environment = alert.environment_id.clone().or_else(|| {
-        deps.sources
-            .get(&alert.source_id)
-            .and_then(|s| s.default_environment_id)
-    });
     let metrics = deps.engine.metrics();
     let (reply, elapsed, next) = match environment {
         None => (CloseReply::NoEnvironment, Duration::ZERO, Next::Done),

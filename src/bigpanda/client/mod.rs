@@ -321,20 +321,22 @@ impl BigPandaApi {
             .await
     }
 
-    /// Waits until a request could start without breaking BigPanda's rate limit, without
-    /// taking the slot. The close sender waits, then checks that the close is still owed, then
-    /// takes the slot with [`BigPandaApi::try_take_slot`] and sends at once: the check happens
-    /// right before the request, and the start the limiter records is when the request leaves
-    /// (a slot taken before the check would let the request leave as late as the check took,
-    /// and a late first of five can put a sixth into BigPanda's second).
-    pub async fn wait_until_slot_free(&self) {
+    /// Waits until a request could start within `ahead` without breaking BigPanda's rate
+    /// limit; nothing is taken. The close sender waits with a short lead, checks that the close
+    /// is still owed, waits out the rest, then takes the slot with
+    /// [`BigPandaApi::try_take_slot`] and sends at once: the check happens right before the
+    /// request, and the start the limiter records is when the request leaves (a slot taken
+    /// before the check would let the request leave as late as the check took, and a late
+    /// first of five can put a sixth into BigPanda's second).
+    pub async fn wait_until_slot_free(&self, ahead: Duration) {
         loop {
             let now = tokio::time::Instant::now().into_std();
-            let at = self.limiter().free_at(now);
-            if at <= now {
+            let free = self.limiter().free_at(now);
+            let wake = free.checked_sub(ahead).unwrap_or(now);
+            if wake <= now {
                 return;
             }
-            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+            tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
         }
     }
 
