@@ -21,7 +21,10 @@ pub const BIGPANDA_WINDOW: Duration = Duration::from_secs(1);
 pub const BIGPANDA_SAFETY_MARGIN: Duration = Duration::from_millis(1);
 
 /// At most `limit` request starts in any window of `window` (plus the safety margin), spread
-/// evenly: consecutive starts are at least `window / limit` apart.
+/// evenly: consecutive starts are at least 39/40 of `window / limit` apart (195 ms for
+/// BigPanda). The spacing is a little under the even share so that it never sets the rate:
+/// a timer that wakes a millisecond late in every gap would otherwise cost 0.5 % of it
+/// (4.97/s measured with the full 200 ms), where the window rule pays it once per `limit`.
 ///
 /// It remembers the last `limit` starts (including reserved future ones); a new start is allowed
 /// once the oldest of them is more than `window + margin` in the past. Because consecutive
@@ -51,7 +54,7 @@ impl RateLimiter {
         Self {
             limit,
             spacing: window + margin,
-            min_gap: window / limit as u32,
+            min_gap: window / limit as u32 * 39 / 40,
             starts: VecDeque::with_capacity(limit + 1),
         }
     }
