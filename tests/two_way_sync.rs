@@ -940,6 +940,39 @@ async fn a_404_fails_the_close_without_retrying() {
     );
 }
 
+/// The closes already in flight when BigPanda rejects the key stop before they send: one 401,
+/// not one per close. They go out with the next key.
+#[tokio::test]
+async fn a_revoked_key_stops_the_closes_already_in_flight() {
+    const NEW_KEY: &str = "1234567890abcdef1234567890ab9999";
+    const N: usize = 6;
+    let w = World::start().await;
+    w.connect(FakeBigPanda::VALID_KEY).await;
+    let mut alert_ids = Vec::new();
+    for i in 0..N {
+        let (id, _) = w
+            .webhook(&with_incident_id("01-new", &format!("revoked-{i}")))
+            .await;
+        alert_ids.push(id);
+    }
+    w.bp.set_valid_keys([NEW_KEY]);
+    // All six are dispatched at once (up to 8 are in flight), then paced 195 ms apart.
+    let resolves = alert_ids.iter().map(|id| w.resolve(id, json!({})));
+    futures_util::future::join_all(resolves).await;
+    w.bp.wait_for_resolves(1, DELIVERY_TIMEOUT);
+    std::thread::sleep(QUIET);
+    let calls = w.bp.resolve_calls();
+    // The second is 195 ms behind the first; the 401 comes back on loopback long before.
+    assert!(
+        calls.len() <= 2 && calls.iter().all(|r| r.reply == Some(401)),
+        "{calls:#?}"
+    );
+
+    w.connect(NEW_KEY).await;
+    let delivered = w.bp.wait_for_delivered(N, DELIVERY_TIMEOUT);
+    assert!(delivered.iter().all(|r| r.bearer() == Some(NEW_KEY)));
+}
+
 #[tokio::test]
 async fn a_401_for_a_key_already_replaced_does_not_pause_the_new_key() {
     let w = World::start().await;

@@ -34,6 +34,9 @@ const CLAIM_AHEAD: Duration = Duration::from_millis(20);
 const STALE_CLAIM: Duration = Duration::from_millis(40);
 /// A claim holds up every close behind it; one that takes longer is retried later.
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(1);
+/// A close stopped because its key was rejected is due again this long after: by then the
+/// closer has paused (nothing is sent), or a new key is stored and it goes out with that.
+const REJECTED_KEY_RECHECK: Duration = Duration::from_secs(1);
 /// When the engine itself could not take a claim or a result (store trouble), try again later.
 const ENGINE_RETRY: Duration = Duration::from_secs(5);
 
@@ -83,6 +86,16 @@ struct Deps {
     api: BigPandaApi,
     /// Held from waiting for a rate-limit slot to taking it (see `deliver`).
     slot_turn: tokio::sync::Mutex<()>,
+    /// The key BigPanda last answered 401/403 to, until a key is stored healthy again: the
+    /// sends already in flight with it stop before taking a slot instead of each collecting
+    /// its own 401 (and a history entry on its alert).
+    rejected: std::sync::Mutex<Option<ApiKey>>,
+}
+
+impl Deps {
+    fn rejected(&self) -> std::sync::MutexGuard<'_, Option<ApiKey>> {
+        self.rejected.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 pub struct CloserState {
@@ -123,6 +136,7 @@ impl Actor for Closer {
                 sources: args.sources,
                 api: args.api,
                 slot_turn: tokio::sync::Mutex::new(()),
+                rejected: std::sync::Mutex::new(None),
             }),
             items: HashMap::new(),
             in_flight: HashSet::new(),
@@ -201,6 +215,10 @@ impl CloserState {
             Ok(Some(rec)) => match ApiKey::new(&rec.api_key) {
                 Ok(key) => {
                     self.paused = !rec.healthy;
+                    if rec.healthy {
+                        // Stored and validated again (the same key or a new one).
+                        *self.deps.rejected() = None;
+                    }
                     self.credentials = Some((key, rec.api_url));
                     metrics.integration_healthy.set(i64::from(rec.healthy));
                 }
@@ -374,6 +392,11 @@ async fn deliver(deps: &Deps, msg: Outbound, api_key: &ApiKey, api_url: &str) ->
                 break (alert, None);
             }
             deps.api.wait_until_slot_free(Duration::ZERO).await;
+            // BigPanda rejected this key while we waited: the closer pauses, and this close
+            // goes out with the next key stored.
+            if deps.rejected().as_ref() == Some(api_key) {
+                return Next::RetryAt(Instant::now() + REJECTED_KEY_RECHECK);
+            }
             // The slot is taken after the check and the request is handed to the HTTP client
             // right after, so the start the limiter counts is when the request leaves. If a
             // key validation took the slot meanwhile, the claim has aged: check again.
@@ -392,6 +415,9 @@ async fn deliver(deps: &Deps, msg: Outbound, api_key: &ApiKey, api_url: &str) ->
                 .await;
             let attempt = alert.close_sync.attempts + 1;
             let (reply, next) = classify(result.outcome, attempt);
+            if matches!(next, Next::Paused(_)) {
+                *deps.rejected() = Some(api_key.clone());
+            }
             (reply, result.elapsed, next)
         }
     };
