@@ -32,10 +32,13 @@ const RESCAN: Duration = Duration::from_secs(30);
 const CLAIM_AHEAD: Duration = Duration::from_millis(20);
 /// A claim older than this when its slot comes (a key validation took the slot) is made again.
 const STALE_CLAIM: Duration = Duration::from_millis(40);
-/// A claim holds up every close behind it; one that takes longer is retried later.
-const CLAIM_TIMEOUT: Duration = Duration::from_secs(1);
+/// A claim holds up every close behind it, so one that takes longer than this (its incident
+/// is busy: a burst of webhooks, a slow disk; a claim normally takes a few ms) is retried
+/// `ENGINE_RETRY` later. About one slot of the pace.
+const CLAIM_TIMEOUT: Duration = Duration::from_millis(250);
 /// A close stopped because its key was rejected is due again this long after: by then the
-/// closer has paused (nothing is sent), or a new key is stored and it goes out with that.
+/// closer has paused (nothing is sent until a key is stored and validated), or a key has been
+/// stored and validated and it goes out with that.
 const REJECTED_KEY_RECHECK: Duration = Duration::from_secs(1);
 /// When the engine itself could not take a claim or a result (store trouble), try again later.
 const ENGINE_RETRY: Duration = Duration::from_secs(5);
@@ -63,8 +66,12 @@ pub enum Next {
     /// Delivered, failed for good, or no longer owed: the entry has left the outbox.
     Done,
     RetryAt(Instant),
-    /// BigPanda rejected the key: hold everything until a new key is stored.
-    Paused(String),
+    /// BigPanda rejected the key: hold everything until a new key is stored. `sent_at` is when
+    /// the rejected request left, to tell it from a key validated again since.
+    Paused {
+        error: String,
+        sent_at: Millis,
+    },
 }
 
 struct Item {
@@ -103,8 +110,15 @@ pub struct CloserState {
     items: HashMap<OutboundKey, Item>,
     in_flight: HashSet<OutboundKey>,
     /// The key and URL to send with; `None` when no integration is stored.
-    credentials: Option<(ApiKey, String)>,
+    credentials: Option<Credentials>,
     paused: bool,
+}
+
+struct Credentials {
+    key: ApiKey,
+    url: String,
+    /// When this key was last validated against BigPanda (the integration record's).
+    validated_at: Millis,
 }
 
 fn store(deps: &Deps) -> &Store {
@@ -183,12 +197,16 @@ impl Actor for Closer {
                             item.due = at;
                         }
                     }
-                    Next::Paused(error) => {
-                        let current = state.credentials.as_ref().map(|(k, _)| k);
-                        if current == Some(&sent_with) {
-                            state.pause(error, &sent_with);
+                    Next::Paused { error, sent_at } => {
+                        // A 401 counts against the key in use only if the request left after
+                        // that key was last validated: a key replaced, or stored and validated
+                        // again, while the request was out is not paused by it.
+                        let current = state.credentials.as_ref();
+                        if current.is_some_and(|c| c.key == sent_with && c.validated_at <= sent_at)
+                        {
+                            *state.deps.rejected() = Some(sent_with.clone());
+                            state.pause(error, &sent_with, sent_at);
                         } else if let Some(item) = state.items.get_mut(&key) {
-                            // The key was replaced while this send was in flight.
                             item.due = Instant::now();
                         }
                     }
@@ -219,7 +237,11 @@ impl CloserState {
                         // Stored and validated again (the same key or a new one).
                         *self.deps.rejected() = None;
                     }
-                    self.credentials = Some((key, rec.api_url));
+                    self.credentials = Some(Credentials {
+                        key,
+                        url: rec.api_url,
+                        validated_at: rec.validated_at,
+                    });
                     metrics.integration_healthy.set(i64::from(rec.healthy));
                 }
                 Err(_) => {
@@ -260,7 +282,7 @@ impl CloserState {
         }
     }
 
-    fn pause(&mut self, error: String, rejected: &ApiKey) {
+    fn pause(&mut self, error: String, rejected: &ApiKey, rejected_at: Millis) {
         if self.paused {
             return;
         }
@@ -273,7 +295,6 @@ impl CloserState {
         // must not be overwritten, so the key is compared inside that serialised update.
         let store = store(&self.deps).clone();
         let rejected = rejected.expose_secret().to_string();
-        let rejected_at = now_millis();
         tokio::spawn(async move {
             let update = store.update_integration(move |mut rec| {
                 // The same key validated again after this rejection is trusted again.
@@ -293,7 +314,11 @@ impl CloserState {
         if self.paused || self.in_flight.len() >= MAX_IN_FLIGHT {
             return;
         }
-        let Some((key, url)) = self.credentials.clone() else {
+        let Some((key, url)) = self
+            .credentials
+            .as_ref()
+            .map(|c| (c.key.clone(), c.url.clone()))
+        else {
             return;
         };
         let now = Instant::now();
@@ -409,15 +434,13 @@ async fn deliver(deps: &Deps, msg: Outbound, api_key: &ApiKey, api_url: &str) ->
     let (reply, elapsed, next) = match environment {
         None => (CloseReply::NoEnvironment, Duration::ZERO, Next::Done),
         Some(env) => {
+            let sent_at = now_millis();
             let result = deps
                 .api
                 .resolve_incident_in_slot(api_url, api_key, &env, &key.incident_id, &comment)
                 .await;
             let attempt = alert.close_sync.attempts + 1;
-            let (reply, next) = classify(result.outcome, attempt);
-            if matches!(next, Next::Paused(_)) {
-                *deps.rejected() = Some(api_key.clone());
-            }
+            let (reply, next) = classify(result.outcome, attempt, sent_at);
             (reply, result.elapsed, next)
         }
     };
@@ -439,15 +462,18 @@ async fn deliver(deps: &Deps, msg: Outbound, api_key: &ApiKey, api_url: &str) ->
     }
 }
 
-fn classify(outcome: ResolveOutcome, attempt: u32) -> (CloseReply, Next) {
+fn classify(outcome: ResolveOutcome, attempt: u32, sent_at: Millis) -> (CloseReply, Next) {
     match outcome {
         ResolveOutcome::Delivered { status } => (CloseReply::Delivered { status }, Next::Done),
         ResolveOutcome::NotFound { status } => (CloseReply::NotFound { status }, Next::Done),
         ResolveOutcome::Unauthorized { status } => (
             CloseReply::Unauthorized { status },
-            Next::Paused(format!(
-                "BigPanda answered HTTP {status} to a close: the API key was rejected"
-            )),
+            Next::Paused {
+                error: format!(
+                    "BigPanda answered HTTP {status} to a close: the API key was rejected"
+                ),
+                sent_at,
+            },
         ),
         ResolveOutcome::Rejected { status, error } => (
             CloseReply::Rejected {
