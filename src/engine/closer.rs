@@ -5,9 +5,9 @@
 //! the shared [`BigPandaApi`], whose limiter keeps every call within BigPanda's 5 requests per
 //! second. For each entry it waits until a rate-limit slot is about to free, asks the incident's
 //! actor whether the close is still owed at that epoch (rule 9), and only then takes the slot
-//! and sends. The reply goes
-//! back to the incident's actor as a `CloseResult` input, so the alert, its history and the
-//! outbox change in one atomic step. A 401/403 pauses every send until a new key is stored.
+//! and sends. The reply goes back to the incident's actor as a `CloseResult` input, so the
+//! alert, its history and the outbox change in one atomic step. A 401/403 pauses every send
+//! until a key is stored and validated.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -386,7 +386,8 @@ async fn deliver(deps: &Deps, msg: Outbound, api_key: &ApiKey, api_url: &str) ->
         let _turn = deps.slot_turn.lock().await;
         loop {
             // Claim just before the slot frees, so that a claim shorter than the lead costs
-            // the pace nothing, and the claim is at most about that old when the close leaves.
+            // the pace nothing, and the claim is about that old when the close leaves (never
+            // over `STALE_CLAIM`).
             deps.api.wait_until_slot_free(CLAIM_AHEAD).await;
             let claim = tokio::time::timeout(CLAIM_TIMEOUT, deps.engine.claim_close(&key, epoch));
             let alert = match claim.await {
