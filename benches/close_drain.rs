@@ -8,6 +8,10 @@
 //! `PB_BENCH_ROUNDS` rounds (default 3) and the ratio to BigPanda's 5/s, and checks that no
 //! second at the fake held more than five requests (arrivals judged over 950 ms, as the tests
 //! do, since they carry this machine's scheduling jitter).
+//!
+//! `cargo test` runs it too (`test = true`), without cargo bench's `--bench` argument: then it
+//! is a smoke run of 6 closes in one round, so that the benchmark cannot rot; no figure is
+//! checked.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -75,8 +79,16 @@ async fn round(round: usize, closes: usize) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let closes = setting("PB_BENCH_CLOSES", 50).max(2);
-    let rounds = setting("PB_BENCH_ROUNDS", 3).max(1);
+    let benching = std::env::args().any(|a| a == "--bench");
+    let (closes, rounds) = if benching {
+        (
+            setting("PB_BENCH_CLOSES", 50),
+            setting("PB_BENCH_ROUNDS", 3),
+        )
+    } else {
+        (6, 1)
+    };
+    let (closes, rounds) = (closes.max(2), rounds.max(1));
     let mut rates = Vec::with_capacity(rounds);
     for r in 0..rounds {
         rates.push(round(r, closes).await);
