@@ -226,7 +226,8 @@ struct Senders {
 
 impl Senders {
     /// Waits (up to 20 s) until some webhook has been answered 202, so that what follows
-    /// happens under load however slowly the senders started on a busy machine.
+    /// happens under load however slowly the senders started on a busy machine; fails if none
+    /// is (the crash test would then prove nothing).
     async fn first_ack(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.acks.load(Ordering::Relaxed) == 0 {
@@ -407,10 +408,6 @@ async fn sigkill_mid_load_loses_no_acknowledged_event() {
             "replies other than 202 without overload or shutdown: {:?} {:?}",
             report.unexpected,
             report.refused()
-        );
-        assert!(
-            report.acked() > 0,
-            "no event was acknowledged: the test proves nothing"
         );
         let (acked, in_flight) = (report.acked(), report.unknown());
         everything.merge(report);

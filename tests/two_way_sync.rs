@@ -777,8 +777,8 @@ async fn closes_are_paced_by_when_they_leave_even_when_their_check_is_slow() {
 }
 
 /// A close whose incident is busy (here: four webhooks of 1.5 s each, `pb-fault-slow-`) does
-/// not hold up the others: its claim gives up after 1 s and is tried again later, while the
-/// closes behind it go out.
+/// not hold up the others: its claim gives up after 250 ms and is tried again later, while
+/// the closes behind it go out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_incident_does_not_hold_up_other_closes() {
     let w = World::start().await;
