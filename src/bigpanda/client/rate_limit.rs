@@ -68,8 +68,9 @@ impl RateLimiter {
         )
     }
 
-    /// The earliest instant, not before `now`, at which one more start is allowed.
-    fn earliest(&self, now: Instant) -> Instant {
+    /// The earliest instant, not before `now`, at which one more start is allowed; nothing is
+    /// taken.
+    pub fn free_at(&self, now: Instant) -> Instant {
         // Reservations may lie in the future; never hand out an instant before the latest one,
         // so `starts` stays sorted.
         let mut at = now;
@@ -95,21 +96,15 @@ impl RateLimiter {
     /// caller must start its request at (or after) the returned instant. Reservations queue
     /// up, so a caller that will not wait should use [`RateLimiter::try_acquire`] instead.
     pub fn next_slot(&mut self, now: Instant) -> Instant {
-        let at = self.earliest(now);
+        let at = self.free_at(now);
         self.record(at);
         at
-    }
-
-    /// The earliest instant, not before `now`, at which a start would be allowed; nothing is
-    /// taken.
-    pub fn free_at(&self, now: Instant) -> Instant {
-        self.earliest(now)
     }
 
     /// Takes a slot starting `now` if one is free; otherwise says when to try again (nothing
     /// is reserved, so waiters do not queue behind each other).
     pub fn try_acquire(&mut self, now: Instant) -> Result<(), Instant> {
-        let at = self.earliest(now);
+        let at = self.free_at(now);
         if at <= now {
             self.record(now);
             Ok(())
