@@ -13,6 +13,16 @@ pub struct Node {
     pub(crate) data: Data,
 }
 
+/// pandabridge: a leaf with more than 16 entries splits only once its keys and values pass
+/// this many bytes, or it has more than [`LEAF_MAX_ENTRIES`]. Upstream splits every leaf at 16
+/// entries; every page costs a page-table entry in memory and in each snapshot, and small
+/// entries (index keys) filled ~4 times as many pages as their bytes needed. A leaf of large
+/// values still splits at 16 entries, as upstream does, so the bytes a consolidation rewrites
+/// do not grow for them.
+const LEAF_SPLIT_BYTES: u64 = 16 * 1024;
+/// pandabridge: the most entries a leaf holds, however small they are.
+const LEAF_MAX_ENTRIES: usize = 128;
+
 impl Node {
     pub(crate) fn new_hoisted_root(
         left: PageId,
@@ -605,7 +615,14 @@ impl Node {
             16
         };
 
-        let size_checks = self.data.len() > threshold;
+        let len = self.data.len();
+        // pandabridge: a leaf of small entries holds up to `LEAF_MAX_ENTRIES`, not 16 (see
+        // `LEAF_SPLIT_BYTES`).
+        let size_checks = len > threshold
+            && (self.data.is_index()
+                || cfg!(any(test, feature = "lock_free_delays"))
+                || len > LEAF_MAX_ENTRIES
+                || self.data.rss() > LEAF_SPLIT_BYTES);
         let safety_checks = self.merging_child.is_none() && !self.merging;
 
         size_checks && safety_checks
