@@ -90,6 +90,24 @@ pub fn run(cfg: ServeConfig) -> Result<(), StartError> {
     Ok(())
 }
 
+/// `pandabridge repack`: rewrites the store of a stopped daemon (see `store::repack`). Takes
+/// the data dir's lock, so it refuses while a daemon runs on it.
+pub fn repack(cfg: &ServeConfig) -> Result<store::RepackReport, StartError> {
+    if !cfg.data_dir.is_dir() {
+        return Err(StartError::DataDir(format!(
+            "data dir {} does not exist",
+            cfg.data_dir.display()
+        )));
+    }
+    let _lock =
+        config::lock_data_dir(&cfg.data_dir).map_err(|e| StartError::DataDir(e.to_string()))?;
+    let path = store_dir(&cfg.data_dir);
+    store::repack(&path, &store_options(cfg)).map_err(|e| StartError::Store {
+        path,
+        reason: e.to_string(),
+    })
+}
+
 /// Runs the daemon, its data dir prepared and locked by [`run`], until a shutdown signal;
 /// returns after a clean shutdown, the store closed (everything durable, the write-ahead log
 /// checkpointed). sled's own handles may outlive it until the tasks that hold them are

@@ -47,6 +47,33 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
+        Command::Repack(args) => {
+            let cfg = match args.resolve() {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("pandabridge: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            config::init_tracing(cfg.log_format);
+            match pandabridge::daemon::repack(&cfg) {
+                Ok(r) => {
+                    println!(
+                        "Repacked the store in {}: {} keys in {:.1} s; sled's file {} -> {} MiB.",
+                        cfg.data_dir.display(),
+                        r.keys,
+                        r.seconds,
+                        r.bytes_before >> 20,
+                        r.bytes_after >> 20
+                    );
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("pandabridge: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         other => pandabridge::cli::run(other),
     }
 }

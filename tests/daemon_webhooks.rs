@@ -1199,3 +1199,54 @@ async fn the_store_folds_its_log_while_running_and_a_kill_after_it_loses_nothing
         ["created", "resolved"]
     );
 }
+
+/// `pandabridge repack DIR`, isolated from the caller's `PANDABRIDGE_*` environment: its exit
+/// status, stdout and stderr.
+fn repack(data_dir: &std::path::Path) -> (std::process::ExitStatus, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pandabridge"));
+    cmd.arg("repack").arg("--data-dir").arg(data_dir);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("PANDABRIDGE_") {
+            cmd.env_remove(&k);
+        }
+    }
+    let out = cmd.output().expect("run pandabridge repack");
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    (out.status, text(out.stdout), text(out.stderr))
+}
+
+/// `pandabridge repack` refuses while the daemon runs on the data dir, rewrites the store once
+/// it has stopped, and the daemon then serves the same alerts and goes on with them.
+#[tokio::test]
+async fn repack_rewrites_a_stopped_daemons_store_and_refuses_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(dir.path(), &[]);
+    let (src, token) = d.create_source("prod").await;
+    for i in 0..30 {
+        let body = with_incident_id("01-new", &format!("repack-{i}"));
+        assert_eq!(d.accept_webhook(&src, &token, &body).await.1, "created");
+    }
+    for i in (0..30).step_by(3) {
+        let body = with_incident_id("03-closed", &format!("repack-{i}"));
+        assert_eq!(d.accept_webhook(&src, &token, &body).await.1, "resolved");
+    }
+    let before = d.list_alerts("limit=100").await;
+
+    let (status, _, stderr) = repack(dir.path());
+    assert!(!status.success(), "repack ran beside the daemon: {stderr}");
+    assert!(
+        stderr.contains("lock") || stderr.contains("another"),
+        "{stderr}"
+    );
+
+    d.stop();
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
+    let (status, stdout, stderr) = repack(dir.path());
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.starts_with("Repacked the store"), "{stdout}");
+
+    let d = Daemon::start(dir.path(), &[]);
+    assert_eq!(d.list_alerts("limit=100").await, before);
+    let body = with_incident_id("04-reopen", "repack-0");
+    assert_eq!(d.accept_webhook(&src, &token, &body).await.1, "refired");
+}

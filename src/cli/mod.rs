@@ -98,6 +98,10 @@ async fn execute(command: Command) -> Result<String, Failure> {
         Command::Serve(_) => Err(Failure::Usage(
             "`serve` runs the daemon; it is not an admin client command".to_owned(),
         )),
+        Command::Repack(_) => Err(Failure::Usage(
+            "`repack` rewrites a stopped daemon's store; it is not an admin client command"
+                .to_owned(),
+        )),
         Command::Integration(args) => {
             let client = connect(&args.client)?;
             let path = ["integrations", "bigpanda"];

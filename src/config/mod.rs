@@ -80,6 +80,33 @@ pub enum Command {
     Source(SourceArgs),
     /// Inspect and resolve alerts.
     Alerts(AlertsArgs),
+    /// Rewrite a stopped daemon's store so that its pages are packed (after upgrading from a
+    /// version before 2026-11-27: less memory at many stored incidents). Offline: stop the
+    /// daemon first.
+    Repack(RepackArgs),
+}
+
+/// `pandabridge repack` flags: where the store is, found as `serve` finds it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RepackArgs {
+    /// The daemon's data directory. [default: ./pandabridge-data]
+    #[arg(long, env = "PANDABRIDGE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The daemon's TOML config file, for its `data_dir`.
+    #[arg(long, env = "PANDABRIDGE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl RepackArgs {
+    /// The data dir and store settings, resolved as `serve` resolves them.
+    pub fn resolve(self) -> Result<ServeConfig, ConfigError> {
+        resolve(ServeArgs {
+            data_dir: self.data_dir,
+            config: self.config,
+            ..ServeArgs::default()
+        })
+    }
 }
 
 /// `pandabridge serve` flags, exactly as given on the command line or in the environment.

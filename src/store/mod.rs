@@ -23,6 +23,7 @@
 //! - `g:bigpanda` → the BigPanda integration (API key included; the data dir is 0700)
 
 mod commit;
+mod repack;
 mod wal;
 
 use std::borrow::Cow;
@@ -35,6 +36,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use commit::Durable;
 use commit::GroupCommit;
+pub use repack::{repack, RepackReport};
 use wal::Record;
 
 use crate::lifecycle::{
@@ -800,6 +802,8 @@ fn discard_torn_snapshot(dir: &Path) -> Result<bool, StoreError> {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path, opts: &StoreOptions) -> Result<Store, StoreError> {
+        // Before anything creates `dir`: a repack cut short may have moved the store aside.
+        repack::finish_interrupted(dir)?;
         make_private(dir, true)?;
         let opening = Instant::now();
         let db = open_sled(dir, opts)?;
