@@ -32,6 +32,8 @@ pub enum StartError {
     Listen { addr: SocketAddr, reason: String },
     #[error("cannot open the store in {}: {reason}", path.display())]
     Store { path: PathBuf, reason: String },
+    #[error("cannot repack the store in {}: {reason}", path.display())]
+    Repack { path: PathBuf, reason: String },
     #[error("{0}")]
     Engine(String),
     #[error("cannot start the async runtime: {0}")]
@@ -102,7 +104,7 @@ pub fn repack(cfg: &ServeConfig) -> Result<store::RepackReport, StartError> {
     let _lock =
         config::lock_data_dir(&cfg.data_dir).map_err(|e| StartError::DataDir(e.to_string()))?;
     let path = store_dir(&cfg.data_dir);
-    store::repack(&path, &store_options(cfg)).map_err(|e| StartError::Store {
+    store::repack(&path, &store_options(cfg)).map_err(|e| StartError::Repack {
         path,
         reason: e.to_string(),
     })

@@ -1358,31 +1358,109 @@ async fn a_repack_keeps_every_key_and_value_and_the_store_carries_on() {
 }
 
 #[tokio::test]
-async fn a_repack_cut_short_leaves_the_store_whole_at_every_step() {
-    // Each case: what the directories hold when the repack stopped. The next open rolls it
-    // back, or forward once the store was moved aside, and serves the same alerts.
-    for case in ["copying", "copied", "wal moved", "store aside", "swapped"] {
+async fn a_repack_cut_short_is_rolled_back_or_finished_at_every_step() {
+    // Each case: what the directories hold when the repack stopped. The copy carries a key
+    // the store lacks, so the result says which of the two the next open kept.
+    let cases = [
+        ("copying", false),
+        ("copied", false),
+        ("wal moved", false),
+        ("store aside", true),
+        ("swapped", true),
+        ("only the store aside", false),
+    ];
+    for (case, forward) in cases {
         let (root, dir) = store_to_repack().await;
+        std::fs::write(dir.join("wal").join("kept"), b"").unwrap();
         let before = dump(&dir);
         let served_before = served(&dir);
         let copy = super::repack::copy_for_test(&dir, &StoreOptions::default());
+        let db = open_sled(&copy, &StoreOptions::default()).unwrap();
+        db.insert(b"m:repack-sentinel", &b"copy"[..]).unwrap();
+        db.flush().unwrap();
+        drop(db);
         let aside = root.path().join("store.pre-repack");
+        let mv = |from: &Path, to: &Path| std::fs::rename(from, to).unwrap();
         match case {
             "copying" => std::fs::remove_file(copy.join("repack-complete")).unwrap(),
             "copied" => {}
-            "wal moved" => std::fs::rename(dir.join("wal"), copy.join("wal")).unwrap(),
+            "wal moved" => mv(&dir.join("wal"), &copy.join("wal")),
             "store aside" | "swapped" => {
-                std::fs::rename(dir.join("wal"), copy.join("wal")).unwrap();
-                std::fs::rename(&dir, &aside).unwrap();
+                mv(&dir.join("wal"), &copy.join("wal"));
+                mv(&dir, &aside);
                 if case == "swapped" {
-                    std::fs::rename(&copy, &dir).unwrap();
+                    mv(&copy, &dir);
                 }
+            }
+            "only the store aside" => {
+                std::fs::remove_dir_all(&copy).unwrap();
+                mv(&dir, &aside);
             }
             _ => unreachable!(),
         }
-        assert_eq!(served(&dir), served_before, "{case}");
+        let served_after = served(&dir);
         assert!(!copy.exists() && !aside.exists(), "{case}");
-        assert!(dir.join("wal").is_dir(), "{case}");
-        assert_eq!(dump(&dir), before, "{case}");
+        assert!(
+            dir.join("wal").join("kept").exists(),
+            "{case}: the log did not follow"
+        );
+        assert!(!dir.join("repack-complete").exists(), "{case}");
+        assert_eq!(served_after, served_before, "{case}");
+        let mut want = before.clone();
+        if forward {
+            want.push((b"m:repack-sentinel".into(), b"copy".into()));
+            want.sort();
+        }
+        assert_eq!(dump(&dir), want, "{case}");
     }
+}
+
+#[tokio::test]
+async fn a_store_moved_aside_beside_another_store_is_refused_not_guessed() {
+    let (root, dir) = store_to_repack().await;
+    std::fs::rename(&dir, root.path().join("store.pre-repack")).unwrap();
+    // Something (an older binary) created a store in its place.
+    drop(Store::open(&root.path().join("elsewhere"), &StoreOptions::default()).unwrap());
+    std::fs::rename(root.path().join("elsewhere"), &dir).unwrap();
+    let Err(err) = Store::open(&dir, &StoreOptions::default()) else {
+        panic!("opened a store beside the one a repack moved aside");
+    };
+    assert!(
+        err.to_string().contains("restore the right one by hand"),
+        "{err}"
+    );
+    assert!(root.path().join("store.pre-repack").join("db").exists());
+}
+
+#[tokio::test]
+async fn a_repack_run_again_after_one_cut_short_in_its_swap_finishes_it() {
+    let (root, dir) = store_to_repack().await;
+    let before = dump(&dir);
+    let copy = super::repack::copy_for_test(&dir, &StoreOptions::default());
+    std::fs::rename(dir.join("wal"), copy.join("wal")).unwrap();
+    std::fs::rename(&dir, root.path().join("store.pre-repack")).unwrap();
+    let report = repack(&dir, &StoreOptions::default()).unwrap();
+    assert_eq!(report.keys, before.len() as u64);
+    assert_eq!(dump(&dir), before);
+}
+
+#[test]
+fn a_copy_that_differs_from_the_store_is_caught() {
+    let open = |d: &tempfile::TempDir| open_sled(d.path(), &StoreOptions::default()).unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (x, y) = (open(&a), open(&b));
+    for k in ["a:1", "a:2", "n:3"] {
+        x.insert(k, k).unwrap();
+        y.insert(k, k).unwrap();
+    }
+    assert!(super::repack::compare_for_test(&x, &y).is_ok());
+    y.insert("a:2", "changed").unwrap();
+    assert!(super::repack::compare_for_test(&x, &y).is_err());
+    y.insert("a:2", "a:2").unwrap();
+    y.remove("n:3").unwrap();
+    let err = super::repack::compare_for_test(&x, &y).unwrap_err();
+    assert!(err.to_string().contains("n:3 against (the end)"), "{err}");
+    y.insert("n:3", "n:3").unwrap();
+    y.insert("s:4", "extra").unwrap();
+    assert!(super::repack::compare_for_test(&x, &y).is_err());
 }
