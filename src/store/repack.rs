@@ -130,8 +130,12 @@ pub fn finish_interrupted(dir: &Path) -> Result<(), StoreError> {
             rename(&copy, dir)?;
         } else if aside.exists() {
             // The swap moves the store aside only once the copy is complete: this copy was
-            // tampered with. The store moved aside is whole; put it back.
+            // tampered with. The store moved aside is whole; put it back, with its log.
             rename(&aside, dir)?;
+            let (wal_there, wal_here) = (copy.join("wal"), dir.join("wal"));
+            if wal_there.exists() && !wal_here.exists() {
+                rename(&wal_there, &wal_here)?;
+            }
             remove_tree(&copy)?;
         } else {
             return Err(StoreError::Io(format!(
@@ -148,6 +152,10 @@ pub fn finish_interrupted(dir: &Path) -> Result<(), StoreError> {
             rename(&aside, dir)?;
         } else if marker.exists() {
             remove_tree(&aside)?;
+            // Durably gone before the marker goes: the marker is what allows removing it.
+            if let Some(parent) = aside.parent() {
+                wal::sync_dir(parent)?;
+            }
         } else {
             return Err(ambiguous("the store in place is not the repack's copy"));
         }
@@ -234,7 +242,11 @@ fn check_swappable(dir: &Path, copy: &Path) -> Result<(), StoreError> {
     let meta = |p: &Path| fs::symlink_metadata(p).map_err(|e| io("stat", p, e));
     let store = meta(dir)?;
     let data_dir = dir.parent().unwrap_or(dir);
-    if store.file_type().is_symlink() || store.dev() != meta(data_dir)?.dev() {
+    // The data dir itself may be a symlink (to another disk): what counts is where it points.
+    let data_dev = fs::metadata(data_dir)
+        .map_err(|e| io("stat", data_dir, e))?
+        .dev();
+    if store.file_type().is_symlink() || store.dev() != data_dev {
         return Err(StoreError::Io(format!(
             "{} is a symlink or on another filesystem than {}; repack moves it, so it must be a \
              plain directory there",
@@ -263,25 +275,29 @@ pub fn repack(dir: &Path, opts: &StoreOptions) -> Result<RepackReport, StoreErro
         return Err(StoreError::Io(format!("no store in {}", dir.display())));
     }
     let started = Instant::now();
+    let (copy, aside) = siblings(dir);
+    // Before the open, which may write to the store (an upgrade, a snapshot): as another
+    // user, that alone could lock the daemon out of it.
+    // The copy's directory is made here only to learn who this process is; it goes before the
+    // open, which would take it for a repack cut short.
+    let checked = super::make_private(&copy, true).and_then(|()| check_swappable(dir, &copy));
+    remove_tree(&copy)?;
+    checked?;
     let store = Store::open(dir, opts)?;
     store.close();
     drop(store);
     let bytes = |d: &Path| fs::metadata(d.join("db")).map_or(0, |m| m.len());
     let bytes_before = bytes(dir);
-    let (copy, aside) = siblings(dir);
-    let copied = super::make_private(&copy, true)
-        .and_then(|()| check_swappable(dir, &copy))
-        .and_then(|()| copy_store(dir, &copy, opts))
-        .and_then(|keys| {
-            // The write-ahead log moves with the store: a checkpoint that failed at the close
-            // above can leave records in it that sled's file lacks.
-            let (wal_here, wal_there) = (dir.join("wal"), copy.join("wal"));
-            if wal_here.exists() {
-                rename(&wal_here, &wal_there)?;
-            }
-            rename(dir, &aside)?;
-            Ok(keys)
-        });
+    let copied = copy_store(dir, &copy, opts).and_then(|keys| {
+        // The write-ahead log moves with the store: a checkpoint that failed at the close
+        // above can leave records in it that sled's file lacks.
+        let (wal_here, wal_there) = (dir.join("wal"), copy.join("wal"));
+        if wal_here.exists() {
+            rename(&wal_here, &wal_there)?;
+        }
+        rename(dir, &aside)?;
+        Ok(keys)
+    });
     let keys = match copied {
         Ok(keys) => keys,
         Err(e) => {

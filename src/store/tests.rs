@@ -1339,12 +1339,7 @@ async fn a_repack_keeps_every_key_and_value_and_the_store_carries_on() {
     assert_eq!(dump(&dir), before);
     assert_eq!(served(&dir), served_before);
     // Nothing is left beside the store, and it takes writes.
-    let mut left: Vec<_> = std::fs::read_dir(root.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["store"]);
+    assert_eq!(listing(root.path()), ["store"]);
     assert!(!dir.join("repack-complete").exists());
     let store = Store::open(&dir, &StoreOptions::default()).unwrap();
     apply(
@@ -1368,6 +1363,7 @@ async fn a_repack_cut_short_is_rolled_back_or_finished_at_every_step() {
         ("store aside", true),
         ("swapped", true),
         ("only the store aside", false),
+        ("an unfinished copy beside the store aside", false),
     ];
     for (case, forward) in cases {
         let (root, dir) = store_to_repack().await;
@@ -1394,6 +1390,11 @@ async fn a_repack_cut_short_is_rolled_back_or_finished_at_every_step() {
             }
             "only the store aside" => {
                 std::fs::remove_dir_all(&copy).unwrap();
+                mv(&dir, &aside);
+            }
+            "an unfinished copy beside the store aside" => {
+                std::fs::remove_file(copy.join("repack-complete")).unwrap();
+                mv(&dir.join("wal"), &copy.join("wal"));
                 mv(&dir, &aside);
             }
             _ => unreachable!(),
@@ -1435,13 +1436,44 @@ async fn a_store_moved_aside_beside_another_store_is_refused_not_guessed() {
 #[tokio::test]
 async fn a_repack_run_again_after_one_cut_short_in_its_swap_finishes_it() {
     let (root, dir) = store_to_repack().await;
-    let before = dump(&dir);
+    let mut want = dump(&dir);
     let copy = super::repack::copy_for_test(&dir, &StoreOptions::default());
+    // A key only the copy has: kept only if the cut-short repack is finished, not undone.
+    let db = open_sled(&copy, &StoreOptions::default()).unwrap();
+    db.insert(b"m:repack-sentinel", &b"copy"[..]).unwrap();
+    db.flush().unwrap();
+    drop(db);
+    want.push((b"m:repack-sentinel".into(), b"copy".into()));
+    want.sort();
     std::fs::rename(dir.join("wal"), copy.join("wal")).unwrap();
     std::fs::rename(&dir, root.path().join("store.pre-repack")).unwrap();
     let report = repack(&dir, &StoreOptions::default()).unwrap();
-    assert_eq!(report.keys, before.len() as u64);
-    assert_eq!(dump(&dir), before);
+    assert_eq!(report.keys, want.len() as u64);
+    assert_eq!(dump(&dir), want);
+    assert_eq!(listing(root.path()), ["store"]);
+}
+
+/// The names in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_repack_it_cannot_swap_is_refused_and_leaves_the_store_as_it_was() {
+    // A store dir that is a symlink: the swap would move the link, not the store.
+    let (root, real) = store_to_repack().await;
+    let before = dump(&real);
+    let dir = root.path().join("linked");
+    std::os::unix::fs::symlink(&real, &dir).unwrap();
+    let err = repack(&dir, &StoreOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("symlink"), "{err}");
+    assert_eq!(listing(root.path()), ["linked", "store"]);
+    assert_eq!(dump(&real), before);
 }
 
 #[test]
