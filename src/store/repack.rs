@@ -97,7 +97,7 @@ fn sync_tree(path: &Path) -> Result<(), StoreError> {
 /// part way (a crash, a kill, a full disk). Does nothing when no repack was under way.
 /// - A copy while the store is in place: dropped (the write-ahead log goes back to the store
 ///   if it had moved). The store was never changed; run the repack again.
-/// - A complete copy while the store is moved aside: the copy takes the store's place.
+/// - A complete copy while the store is not in place: the copy takes the store's place.
 /// - A store moved aside: removed once the store in place carries the copy's marker, put
 ///   back if nothing else is there.
 ///
@@ -113,30 +113,32 @@ pub fn finish_interrupted(dir: &Path) -> Result<(), StoreError> {
             aside.display()
         ))
     };
+    // The copy is dropped: the write-ahead log, if it had moved into it, goes back first.
+    let drop_copy = || -> Result<(), StoreError> {
+        let (wal_there, wal_here) = (copy.join("wal"), dir.join("wal"));
+        if wal_there.exists() && !wal_here.exists() {
+            rename(&wal_there, &wal_here)?;
+        }
+        remove_tree(&copy)
+    };
     if copy.exists() {
         let complete = copy.join(COMPLETE_MARKER).exists();
         if dir.exists() {
             if aside.exists() {
                 return Err(ambiguous("a store appeared in place of the moved one"));
             }
-            let (wal_there, wal_here) = (copy.join("wal"), dir.join("wal"));
-            if wal_there.exists() && !wal_here.exists() {
-                rename(&wal_there, &wal_here)?;
-            }
             tracing::warn!(copy = %copy.display(), "A repack of the store was cut short before its swap; the copy is dropped and the store is as it was. Run `pandabridge repack` again.");
-            remove_tree(&copy)?;
-        } else if complete && aside.exists() {
+            drop_copy()?;
+        } else if complete {
+            // Durable and checked against the store before it was marked: it takes the
+            // store's place (the store moved aside, if still there, goes below).
             tracing::warn!(store = %dir.display(), "A repack of the store was cut short during its swap; the complete copy takes the store's place.");
             rename(&copy, dir)?;
         } else if aside.exists() {
             // The swap moves the store aside only once the copy is complete: this copy was
-            // tampered with. The store moved aside is whole; put it back, with its log.
+            // tampered with. The store moved aside is whole; put it back.
             rename(&aside, dir)?;
-            let (wal_there, wal_here) = (copy.join("wal"), dir.join("wal"));
-            if wal_there.exists() && !wal_here.exists() {
-                rename(&wal_there, &wal_here)?;
-            }
-            remove_tree(&copy)?;
+            drop_copy()?;
         } else {
             return Err(StoreError::Io(format!(
                 "{} is missing and only a repack's copy, {}, is there; restore the store from a backup",

@@ -1286,34 +1286,19 @@ async fn store_to_repack() -> (tempfile::TempDir, std::path::PathBuf) {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("store");
     let store = Store::open(&dir, &StoreOptions::default()).unwrap();
+    // (incident, open, version): 40 new, every third closed, then inc-0 flapping.
+    let mut steps: Vec<(usize, bool, i64)> = Vec::new();
     for i in 0..40 {
-        let source = if i % 2 == 0 { "even" } else { "odd" };
-        let id = format!("01R{i:03}");
-        apply(
-            &store,
-            source,
-            Input::Webhook(snap(&format!("inc-{i}"), true, 1)),
-            &id,
-        )
-        .await;
+        steps.push((i, true, 1));
         if i % 3 == 0 {
-            apply(
-                &store,
-                source,
-                Input::Webhook(snap(&format!("inc-{i}"), false, 2)),
-                &id,
-            )
-            .await;
+            steps.push((i, false, 2));
         }
     }
-    for v in 3..15 {
-        apply(
-            &store,
-            "even",
-            Input::Webhook(snap("inc-0", v % 2 == 1, v)),
-            "01R000",
-        )
-        .await;
+    steps.extend((3..15).map(|v| (0, v % 2 == 1, v)));
+    for (i, open, version) in steps {
+        let source = if i % 2 == 0 { "even" } else { "odd" };
+        let input = Input::Webhook(snap(&format!("inc-{i}"), open, version));
+        apply(&store, source, input, &format!("01R{i:03}")).await;
     }
     store.close();
     drop(store);
@@ -1342,13 +1327,8 @@ async fn a_repack_keeps_every_key_and_value_and_the_store_carries_on() {
     assert_eq!(listing(root.path()), ["store"]);
     assert!(!dir.join("repack-complete").exists());
     let store = Store::open(&dir, &StoreOptions::default()).unwrap();
-    apply(
-        &store,
-        "odd",
-        Input::Webhook(snap("inc-new", true, 1)),
-        "01R999",
-    )
-    .await;
+    let input = Input::Webhook(snap("inc-new", true, 1));
+    apply(&store, "odd", input, "01R999").await;
     assert_eq!(store.count_alerts().unwrap(), 41);
 }
 
@@ -1364,6 +1344,7 @@ async fn a_repack_cut_short_is_rolled_back_or_finished_at_every_step() {
         ("swapped", true),
         ("only the store aside", false),
         ("an unfinished copy beside the store aside", false),
+        ("only the complete copy", true),
     ];
     for (case, forward) in cases {
         let (root, dir) = store_to_repack().await;
@@ -1391,6 +1372,10 @@ async fn a_repack_cut_short_is_rolled_back_or_finished_at_every_step() {
             "only the store aside" => {
                 std::fs::remove_dir_all(&copy).unwrap();
                 mv(&dir, &aside);
+            }
+            "only the complete copy" => {
+                mv(&dir.join("wal"), &copy.join("wal"));
+                std::fs::remove_dir_all(&dir).unwrap();
             }
             "an unfinished copy beside the store aside" => {
                 std::fs::remove_file(copy.join("repack-complete")).unwrap();
