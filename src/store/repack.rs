@@ -16,7 +16,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{open_sled, wal, Store, StoreError, StoreOptions};
+use super::wal::{self, io};
+use super::{open_sled, Store, StoreError, StoreOptions};
 
 /// Written into the copy, last, once it is durable and checked. It stays in the swapped-in
 /// store until the store moved aside is removed: the proof that the copy replaced it.
@@ -39,7 +40,7 @@ pub struct RepackReport {
 }
 
 /// `store.repack` and `store.pre-repack` beside the store directory `dir`.
-fn siblings(dir: &Path) -> (PathBuf, PathBuf) {
+pub(super) fn siblings(dir: &Path) -> (PathBuf, PathBuf) {
     let name = dir
         .file_name()
         .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
@@ -47,10 +48,6 @@ fn siblings(dir: &Path) -> (PathBuf, PathBuf) {
         dir.with_file_name(format!("{name}.repack")),
         dir.with_file_name(format!("{name}.pre-repack")),
     )
-}
-
-fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
-    StoreError::Io(format!("cannot {what} {}: {e}", path.display()))
 }
 
 /// Renames and makes the rename durable in both directories.
@@ -170,7 +167,7 @@ pub fn finish_interrupted(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Every key, and nothing else, in the same order with the same value.
-fn same_keys_and_values(a: &sled::Db, b: &sled::Db) -> Result<(), StoreError> {
+pub(super) fn same_keys_and_values(a: &sled::Db, b: &sled::Db) -> Result<(), StoreError> {
     let (mut a, mut b) = (a.iter(), b.iter());
     loop {
         match (a.next().transpose()?, b.next().transpose()?) {
@@ -196,7 +193,7 @@ fn same_keys_and_values(a: &sled::Db, b: &sled::Db) -> Result<(), StoreError> {
 /// Copies every key of the (closed) store in `dir` into a fresh sled at `copy`, makes the copy
 /// durable, reads both back from disk and compares them, and marks the copy complete. The
 /// store is only read.
-fn copy_store(dir: &Path, copy: &Path, opts: &StoreOptions) -> Result<u64, StoreError> {
+pub(super) fn copy_store(dir: &Path, copy: &Path, opts: &StoreOptions) -> Result<u64, StoreError> {
     remove_tree(copy)?;
     super::make_private(copy, true)?;
     let mut keys = 0u64;
@@ -278,10 +275,10 @@ pub fn repack(dir: &Path, opts: &StoreOptions) -> Result<RepackReport, StoreErro
     }
     let started = Instant::now();
     let (copy, aside) = siblings(dir);
-    // Before the open, which may write to the store (an upgrade, a snapshot): as another
-    // user, that alone could lock the daemon out of it.
-    // The copy's directory is made here only to learn who this process is; it goes before the
-    // open, which would take it for a repack cut short.
+    // Checked before the open, which may write to the store (an upgrade, a snapshot): as
+    // another user, that alone could lock the daemon out of it. The copy's directory is made
+    // only to learn who this process is, and removed before the open, which would take it for
+    // a repack cut short.
     let checked = super::make_private(&copy, true).and_then(|()| check_swappable(dir, &copy));
     remove_tree(&copy)?;
     checked?;
@@ -324,16 +321,4 @@ pub fn repack(dir: &Path, opts: &StoreOptions) -> Result<RepackReport, StoreErro
         bytes_after: bytes(dir),
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-#[cfg(test)]
-pub(super) fn copy_for_test(dir: &Path, opts: &StoreOptions) -> PathBuf {
-    let (copy, _) = siblings(dir);
-    copy_store(dir, &copy, opts).unwrap();
-    copy
-}
-
-#[cfg(test)]
-pub(super) fn compare_for_test(a: &sled::Db, b: &sled::Db) -> Result<(), StoreError> {
-    same_keys_and_values(a, b)
 }

@@ -1305,6 +1305,14 @@ async fn store_to_repack() -> (tempfile::TempDir, std::path::PathBuf) {
     (root, dir)
 }
 
+/// A complete repack copy of the closed store in `dir`, where a repack puts it; the store
+/// is untouched.
+fn copy_beside(dir: &Path) -> std::path::PathBuf {
+    let (copy, _) = super::repack::siblings(dir);
+    super::repack::copy_store(dir, &copy, &StoreOptions::default()).unwrap();
+    copy
+}
+
 /// What the store in `dir` serves: every alert listed, and one alert's whole history.
 fn served(dir: &Path) -> (Vec<String>, Vec<i64>) {
     let store = Store::open(dir, &StoreOptions::default()).unwrap();
@@ -1351,7 +1359,7 @@ async fn a_repack_cut_short_is_rolled_back_or_finished_at_every_step() {
         std::fs::write(dir.join("wal").join("kept"), b"").unwrap();
         let before = dump(&dir);
         let served_before = served(&dir);
-        let copy = super::repack::copy_for_test(&dir, &StoreOptions::default());
+        let copy = copy_beside(&dir);
         let db = open_sled(&copy, &StoreOptions::default()).unwrap();
         db.insert(b"m:repack-sentinel", &b"copy"[..]).unwrap();
         db.flush().unwrap();
@@ -1422,7 +1430,7 @@ async fn a_store_moved_aside_beside_another_store_is_refused_not_guessed() {
 async fn a_repack_run_again_after_one_cut_short_in_its_swap_finishes_it() {
     let (root, dir) = store_to_repack().await;
     let mut want = dump(&dir);
-    let copy = super::repack::copy_for_test(&dir, &StoreOptions::default());
+    let copy = copy_beside(&dir);
     // A key only the copy has: kept only if the cut-short repack is finished, not undone.
     let db = open_sled(&copy, &StoreOptions::default()).unwrap();
     db.insert(b"m:repack-sentinel", &b"copy"[..]).unwrap();
@@ -1470,14 +1478,14 @@ fn a_copy_that_differs_from_the_store_is_caught() {
         x.insert(k, k).unwrap();
         y.insert(k, k).unwrap();
     }
-    assert!(super::repack::compare_for_test(&x, &y).is_ok());
+    assert!(super::repack::same_keys_and_values(&x, &y).is_ok());
     y.insert("a:2", "changed").unwrap();
-    assert!(super::repack::compare_for_test(&x, &y).is_err());
+    assert!(super::repack::same_keys_and_values(&x, &y).is_err());
     y.insert("a:2", "a:2").unwrap();
     y.remove("n:3").unwrap();
-    let err = super::repack::compare_for_test(&x, &y).unwrap_err();
+    let err = super::repack::same_keys_and_values(&x, &y).unwrap_err();
     assert!(err.to_string().contains("n:3 against (the end)"), "{err}");
     y.insert("n:3", "n:3").unwrap();
     y.insert("s:4", "extra").unwrap();
-    assert!(super::repack::compare_for_test(&x, &y).is_err());
+    assert!(super::repack::same_keys_and_values(&x, &y).is_err());
 }

@@ -255,7 +255,7 @@ fn warm_leaves(db: &sled::Db, bytes: &[u8]) -> usize {
     len
 }
 
-fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+pub(super) fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Io(format!("cannot {what} {}: {e}", path.display()))
 }
 
