@@ -56,6 +56,14 @@ fn store_options(cfg: &ServeConfig) -> StoreOptions {
     }
 }
 
+/// The writers a group commit may wait for: the webhooks admitted (each holds a permit of
+/// `inflight` from its checks to its answer) and not yet answered. Once they are all in the
+/// group, the flusher commits it instead of lingering on.
+fn expected_writers(inflight: &Arc<Semaphore>, max_in_flight: usize) -> store::ExpectedWriters {
+    let inflight = Arc::clone(inflight);
+    store::ExpectedWriters::new(move || max_in_flight.saturating_sub(inflight.available_permits()))
+}
+
 /// Runs the daemon on a runtime of its own until a shutdown signal. After a clean shutdown
 /// it drops the runtime (giving its last tasks [`RUNTIME_EXIT_TIMEOUT`]) and readies the store
 /// for a quick next start ([`store::fold_log_for_next_open`]); sled's file lock makes that
@@ -138,9 +146,13 @@ async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
     })?;
 
     let store_path = store_dir(&cfg.data_dir);
+    let inflight = Arc::new(Semaphore::new(cfg.max_in_flight));
     let store = {
         let path = store_path.clone();
-        let opts = store_options(&cfg);
+        let opts = StoreOptions {
+            expected_writers: Some(expected_writers(&inflight, cfg.max_in_flight)),
+            ..store_options(&cfg)
+        };
         tokio::task::spawn_blocking(move || Store::open(&path, &opts))
             .await
             .map_err(|e| StartError::Store {
@@ -202,7 +214,7 @@ async fn serve(cfg: ServeConfig) -> Result<(), StartError> {
         public_url: public_url.clone(),
         max_body_bytes: cfg.max_body_bytes,
         body_read_timeout: cfg.body_read_timeout,
-        inflight: Arc::new(Semaphore::new(cfg.max_in_flight)),
+        inflight,
         accepting: AtomicBool::new(true),
         integration: Some(Arc::new(integration)),
     });

@@ -27,12 +27,68 @@ use super::StoreError;
 
 type Waiter = oneshot::Sender<Result<(), StoreError>>;
 
-#[derive(Default)]
 struct Queue {
     /// Records waiting for the next flush, in append order, as they go into the WAL.
     group: Vec<u8>,
     waiters: Vec<Waiter>,
     stopping: bool,
+    /// While the flusher lingers: the group size at which the append that reaches it wakes
+    /// the flusher (every writer expected is then waiting). `usize::MAX` otherwise.
+    wake_at: usize,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            group: Vec::new(),
+            waiters: Vec::new(),
+            stopping: false,
+            wake_at: usize::MAX,
+        }
+    }
+}
+
+/// How long the flusher waits, once a group has begun under load, for more writers to join.
+#[derive(Clone, Default)]
+pub(super) struct Linger {
+    /// The longest wait.
+    pub(super) time: Duration,
+    /// How many writers may join the group at most (the daemon counts the webhooks it has
+    /// admitted and not yet answered). Once that many are waiting, waiting longer only leaves
+    /// the CPU idle, so the flusher commits at once. `None`: always wait out `time`.
+    pub(super) expected: Option<ExpectedWriters>,
+}
+
+impl From<Duration> for Linger {
+    fn from(time: Duration) -> Self {
+        Linger {
+            time,
+            expected: None,
+        }
+    }
+}
+
+/// A count of the writers that may still join a group: see [`Linger::expected`].
+#[derive(Clone)]
+pub struct ExpectedWriters(Arc<dyn Fn() -> usize + Send + Sync>);
+
+impl ExpectedWriters {
+    pub fn new(count: impl Fn() -> usize + Send + Sync + 'static) -> Self {
+        ExpectedWriters(Arc::new(count))
+    }
+    fn get(&self) -> usize {
+        (self.0)()
+    }
+}
+
+// The count only reads a gauge: a panic elsewhere cannot leave it half-changed.
+impl std::panic::RefUnwindSafe for ExpectedWriters {}
+impl std::panic::UnwindSafe for ExpectedWriters {}
+
+impl std::fmt::Debug for ExpectedWriters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ExpectedWriters").finish_non_exhaustive()
+    }
 }
 
 pub(super) struct GroupCommit {
@@ -155,7 +211,7 @@ impl GroupCommit {
     pub(super) fn start(
         sink: impl Sink,
         applier: impl Apply,
-        linger: Duration,
+        linger: impl Into<Linger>,
         folding: impl Fn() -> bool + Send + 'static,
     ) -> Result<Arc<GroupCommit>, StoreError> {
         let gc = Arc::new(GroupCommit {
@@ -186,6 +242,7 @@ impl GroupCommit {
             *slot = Some(apply_thread);
         }
         let worker = Arc::clone(&gc);
+        let linger = linger.into();
         let handle = std::thread::Builder::new()
             .name("pb-group-commit".into())
             .spawn(move || {
@@ -212,7 +269,7 @@ impl GroupCommit {
                 q.group.extend_from_slice(record);
                 let first = q.waiters.is_empty();
                 q.waiters.push(tx);
-                if first {
+                if first || q.waiters.len() == q.wake_at {
                     self.wake.notify_one();
                 }
                 Ok(rx)
@@ -225,7 +282,7 @@ impl GroupCommit {
         &self,
         mut sink: impl Sink,
         jobs: std::sync::mpsc::Sender<Job>,
-        linger: Duration,
+        linger: Linger,
         folding: impl Fn() -> bool,
     ) {
         // Linger only under load: when the last group had company, waiting lets the next one
@@ -250,16 +307,14 @@ impl GroupCommit {
                         break;
                     }
                 }
-                if !linger.is_zero()
+                if !linger.time.is_zero()
                     && !q.stopping
                     && !q.waiters.is_empty()
                     && last_group >= LINGER_FROM_GROUP
                 {
-                    drop(q);
-                    std::thread::sleep(linger);
-                    q = match self.queue.lock() {
-                        Ok(q) => q,
-                        Err(_) => return,
+                    q = match self.linger(q, &linger) {
+                        Some(q) => q,
+                        None => return,
                     };
                 }
                 group.clear();
@@ -308,6 +363,31 @@ impl GroupCommit {
                 drop(jobs);
                 return;
             }
+        }
+    }
+
+    /// Waits up to `linger.time` for more writers to join the group, and no longer once every
+    /// writer expected is waiting in it (or the store is stopping). `None` if the lock is
+    /// poisoned.
+    fn linger<'q>(
+        &self,
+        mut q: std::sync::MutexGuard<'q, Queue>,
+        linger: &Linger,
+    ) -> Option<std::sync::MutexGuard<'q, Queue>> {
+        let deadline = std::time::Instant::now() + linger.time;
+        loop {
+            let expected = linger.expected.as_ref().map_or(usize::MAX, |e| e.get());
+            let now = std::time::Instant::now();
+            if q.stopping || q.waiters.len() >= expected || now >= deadline {
+                q.wake_at = usize::MAX;
+                return Some(q);
+            }
+            // Appends pass this size one at a time: the one that reaches it wakes us.
+            q.wake_at = expected;
+            q = match self.wake.wait_timeout(q, deadline - now) {
+                Ok((q, _)) => q,
+                Err(_) => return None,
+            };
         }
     }
 
@@ -656,6 +736,104 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "{what}");
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// A log whose writes wait while the test holds them.
+    struct HeldLog(Arc<AtomicBool>);
+
+    impl Sink for HeldLog {
+        fn write(&mut self, _group: &[u8]) -> Result<(), StoreError> {
+            while self.0.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        }
+        fn closed_file(&mut self) -> Option<u64> {
+            None
+        }
+        fn finish(&mut self) -> u64 {
+            0
+        }
+    }
+
+    /// A flusher with a 30 s linger, brought to where it lingers: its last group had
+    /// `LINGER_FROM_GROUP` writers. `expected` is the writers it may wait for.
+    fn lingering(expected: Option<usize>) -> Arc<GroupCommit> {
+        let hold = Arc::new(AtomicBool::new(true));
+        // Applies are not held: with the sender gone, each goes ahead at once.
+        let (_, wait) = mpsc::channel();
+        let applier = GatedApply {
+            go: wait,
+            applied: Arc::new(AtomicBool::new(false)),
+            fail: false,
+            panics: false,
+        };
+        let linger = Linger {
+            time: Duration::from_secs(30),
+            expected: expected.map(|n| ExpectedWriters::new(move || n)),
+        };
+        let gc = GroupCommit::start(HeldLog(Arc::clone(&hold)), applier, linger, || false)
+            .expect("flusher starts");
+        // The first writer's group is being written (held) while four more queue behind it.
+        let first = answered(&gc, b"s", Duration::ZERO);
+        let queued: Vec<_> = (0..LINGER_FROM_GROUP)
+            .map(|_| gc.append(b"s").expect("appended"))
+            .collect();
+        hold.store(false, Ordering::Release);
+        until_answered(first.as_ref(), "the first group");
+        for q in &queued {
+            until_answered(Some(q), "the group of four");
+        }
+        gc
+    }
+
+    #[test]
+    fn a_lingering_flusher_commits_once_every_expected_writer_has_joined() {
+        let gc = lingering(Some(4));
+        let short = Duration::from_millis(300);
+        let waiting: Vec<_> = (0..3).map(|_| answered(&gc, b"s", short)).collect();
+        assert!(
+            waiting.iter().all(Option::is_some),
+            "answered before the linger ended or the fourth writer came"
+        );
+        let started = std::time::Instant::now();
+        let last = answered(&gc, b"s", Duration::from_secs(5));
+        assert!(
+            last.is_none(),
+            "the group did not commit once all four were in it"
+        );
+        for w in &waiting {
+            until_answered(w.as_ref(), "a writer of the full group");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "waited for the 30 s linger"
+        );
+    }
+
+    #[test]
+    fn without_a_writer_count_the_flusher_lingers_until_the_store_stops() {
+        let gc = lingering(None);
+        let waiting: Vec<_> = (0..8)
+            .map(|_| answered(&gc, b"s", Duration::ZERO))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            waiting
+                .iter()
+                .all(|w| w.as_ref().is_some_and(|d| d.is_empty())),
+            "answered before the linger ended"
+        );
+        // Stopping does not wait out the linger: the group commits and is answered.
+        let started = std::time::Instant::now();
+        gc.stop();
+        for w in &waiting {
+            until_answered(w.as_ref(), "a writer when the store stopped");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "stop waited for the linger"
+        );
     }
 
     /// With applies held, the flusher stops at `APPLY_BACKLOG` groups: reads wait for every

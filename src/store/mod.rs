@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-pub use commit::Durable;
-use commit::GroupCommit;
+pub use commit::{Durable, ExpectedWriters};
+use commit::{GroupCommit, Linger};
 pub use repack::{repack, RepackReport};
 use wal::Record;
 
@@ -175,6 +175,9 @@ pub struct StoreOptions {
     pub cache_bytes: u64,
     /// How long the flusher waits for more writers to join a batch.
     pub linger: Duration,
+    /// How many writers may join a batch at most: the flusher stops waiting once they all
+    /// have (see `commit::Linger`). `None`: it always waits out `linger`.
+    pub expected_writers: Option<ExpectedWriters>,
     /// Once this many bytes of writes were applied to sled since it was opened, the store
     /// folds sled's log into its snapshot while it runs, at its next quiet second (or after
     /// four times as much if writes never pause); reads wait meanwhile. This bounds what a
@@ -190,6 +193,7 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_bytes: 64 * 1024 * 1024,
             linger: Duration::from_micros(500),
+            expected_writers: None,
             fold_after_bytes: DEFAULT_FOLD_AFTER_BYTES,
         }
     }
@@ -868,7 +872,11 @@ impl Store {
             },
         )?;
         let fold_flag = Arc::clone(&folds);
-        let commit = GroupCommit::start(writer, applier, opts.linger, move || {
+        let linger = Linger {
+            time: opts.linger,
+            expected: opts.expected_writers.clone(),
+        };
+        let commit = GroupCommit::start(writer, applier, linger, move || {
             fold_flag.active.load(Ordering::Acquire)
         })?;
         Ok(Store {
