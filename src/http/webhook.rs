@@ -103,9 +103,17 @@ async fn apply(admitted: Admitted, body: Result<Bytes, ApiError>) -> Result<Resp
         Outcome::Quarantined => Outcome::Ignored,
         other => other,
     };
-    let reply = serde_json::json!({
-        "alert_id": applied.alert.id,
-        "outcome": outcome.as_str(),
-    });
+    let reply = Accepted {
+        alert_id: &applied.alert.id,
+        outcome: outcome.as_str(),
+    };
     Ok(warp::reply::with_status(warp::reply::json(&reply), StatusCode::ACCEPTED).into_response())
+}
+
+/// The 202 reply (CONTRACT §2), serialised straight from borrowed text rather than through
+/// a `serde_json::Value` map built per webhook.
+#[derive(serde::Serialize)]
+struct Accepted<'a> {
+    alert_id: &'a str,
+    outcome: &'a str,
 }
