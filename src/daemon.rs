@@ -56,9 +56,10 @@ fn store_options(cfg: &ServeConfig) -> StoreOptions {
     }
 }
 
-/// The writers a group commit may wait for: the webhooks admitted (each holds a permit of
-/// `inflight` from its checks to its answer) and not yet answered. Once they are all in the
-/// group, the flusher commits it instead of lingering on.
+/// The writers a group commit may wait for: the webhooks admitted and not yet done (each holds
+/// a permit of `inflight` from its checks until its handler returns, body read and reply
+/// included). Once that many writers are in the group, the flusher commits it instead of
+/// lingering on.
 fn expected_writers(inflight: &Arc<Semaphore>, max_in_flight: usize) -> store::ExpectedWriters {
     let inflight = Arc::clone(inflight);
     store::ExpectedWriters::new(move || max_in_flight.saturating_sub(inflight.available_permits()))
@@ -82,12 +83,13 @@ pub fn run(cfg: ServeConfig) -> Result<(), StartError> {
     runtime.shutdown_timeout(RUNTIME_EXIT_TIMEOUT);
     let started = std::time::Instant::now();
     // sled unwraps some IO results; a panic there must not turn a clean stop into a crash.
-    let folded = std::panic::catch_unwind(|| store::fold_log_for_next_open(&store_path, &opts))
-        .unwrap_or_else(|_| {
-            Err(store::StoreError::Io(
-                "the store panicked while opening".into(),
-            ))
-        });
+    // Nothing is observed after a panic but the error below: the options are only read.
+    let fold = std::panic::AssertUnwindSafe(|| store::fold_log_for_next_open(&store_path, &opts));
+    let folded = std::panic::catch_unwind(fold).unwrap_or_else(|_| {
+        Err(store::StoreError::Io(
+            "the store panicked while opening".into(),
+        ))
+    });
     match folded {
         Ok(()) => tracing::info!(
             ms = started.elapsed().as_millis() as u64,

@@ -54,8 +54,11 @@ pub(super) struct Linger {
     /// The longest wait.
     pub(super) time: Duration,
     /// How many writers may join the group at most (the daemon counts the webhooks it has
-    /// admitted and not yet answered). Once that many are waiting, waiting longer only leaves
-    /// the CPU idle, so the flusher commits at once. `None`: always wait out `time`.
+    /// admitted and not yet done with). Once that many are waiting, waiting longer only leaves
+    /// the CPU idle, so the flusher commits at once. Writers it does not count (the BigPanda
+    /// client's results, admin writes) can only end a wait sooner; a count that falls during
+    /// a wait is seen at the next append or at the end of `time`. `None`: always wait out
+    /// `time`.
     pub(super) expected: Option<ExpectedWriters>,
 }
 
@@ -68,7 +71,9 @@ impl From<Duration> for Linger {
     }
 }
 
-/// A count of the writers that may still join a group: see [`Linger::expected`].
+/// A count of the writers that may still join a group: see [`Linger::expected`]. Called under
+/// the group queue's lock, so it must be quick and must not panic (that would stop the store's
+/// writes until a restart).
 #[derive(Clone)]
 pub struct ExpectedWriters(Arc<dyn Fn() -> usize + Send + Sync>);
 
@@ -80,10 +85,6 @@ impl ExpectedWriters {
         (self.0)()
     }
 }
-
-// The count only reads a gauge: a panic elsewhere cannot leave it half-changed.
-impl std::panic::RefUnwindSafe for ExpectedWriters {}
-impl std::panic::UnwindSafe for ExpectedWriters {}
 
 impl std::fmt::Debug for ExpectedWriters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -615,6 +616,7 @@ impl Visibility {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
     use std::sync::mpsc;
 
     /// What readers pass for the fold flag here: no fold ever runs.
@@ -738,12 +740,18 @@ mod tests {
         }
     }
 
-    /// A log whose writes wait while the test holds them.
-    struct HeldLog(Arc<AtomicBool>);
+    /// A log whose writes wait while the test holds them, and that notes that one began.
+    struct HeldLog {
+        hold: Arc<AtomicBool>,
+        entered: Arc<AtomicBool>,
+    }
 
     impl Sink for HeldLog {
-        fn write(&mut self, _group: &[u8]) -> Result<(), StoreError> {
-            while self.0.load(Ordering::Acquire) {
+        fn write(&mut self, group: &[u8]) -> Result<(), StoreError> {
+            if !group.is_empty() {
+                self.entered.store(true, Ordering::Release);
+            }
+            while self.hold.load(Ordering::Acquire) {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Ok(())
@@ -757,9 +765,12 @@ mod tests {
     }
 
     /// A flusher with a 30 s linger, brought to where it lingers: its last group had
-    /// `LINGER_FROM_GROUP` writers. `expected` is the writers it may wait for.
-    fn lingering(expected: Option<usize>) -> Arc<GroupCommit> {
-        let hold = Arc::new(AtomicBool::new(true));
+    /// `LINGER_FROM_GROUP` writers. It expects as many writers as `expected` says.
+    fn lingering(expected: Option<Arc<AtomicUsize>>) -> Arc<GroupCommit> {
+        let (hold, entered) = (
+            Arc::new(AtomicBool::new(true)),
+            Arc::new(AtomicBool::new(false)),
+        );
         // Applies are not held: with the sender gone, each goes ahead at once.
         let (_, wait) = mpsc::channel();
         let applier = GatedApply {
@@ -770,12 +781,18 @@ mod tests {
         };
         let linger = Linger {
             time: Duration::from_secs(30),
-            expected: expected.map(|n| ExpectedWriters::new(move || n)),
+            expected: expected.map(|n| ExpectedWriters::new(move || n.load(Ordering::SeqCst))),
         };
-        let gc = GroupCommit::start(HeldLog(Arc::clone(&hold)), applier, linger, || false)
-            .expect("flusher starts");
+        let log = HeldLog {
+            hold: Arc::clone(&hold),
+            entered: Arc::clone(&entered),
+        };
+        let gc = GroupCommit::start(log, applier, linger, || false).expect("flusher starts");
         // The first writer's group is being written (held) while four more queue behind it.
         let first = answered(&gc, b"s", Duration::ZERO);
+        while !entered.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let queued: Vec<_> = (0..LINGER_FROM_GROUP)
             .map(|_| gc.append(b"s").expect("appended"))
             .collect();
@@ -784,46 +801,58 @@ mod tests {
         for q in &queued {
             until_answered(Some(q), "the group of four");
         }
+        assert_eq!(
+            gc.flushes.load(Ordering::Relaxed),
+            2,
+            "two groups: one writer, then four"
+        );
         gc
+    }
+
+    /// Appends `n` writers; each must still be waiting after a short while.
+    fn still_waiting(gc: &GroupCommit, n: usize) -> Vec<Option<Durable>> {
+        (0..n)
+            .map(|_| {
+                let w = answered(gc, b"s", Duration::from_millis(100));
+                assert!(
+                    w.is_some(),
+                    "answered before the linger ended or every writer came"
+                );
+                w
+            })
+            .collect()
     }
 
     #[test]
     fn a_lingering_flusher_commits_once_every_expected_writer_has_joined() {
-        let gc = lingering(Some(4));
-        let short = Duration::from_millis(300);
-        let waiting: Vec<_> = (0..3).map(|_| answered(&gc, b"s", short)).collect();
-        assert!(
-            waiting.iter().all(Option::is_some),
-            "answered before the linger ended or the fourth writer came"
-        );
-        let started = std::time::Instant::now();
+        let expected = Arc::new(AtomicUsize::new(4));
+        let gc = lingering(Some(Arc::clone(&expected)));
+        let mut waiting = still_waiting(&gc, 3);
+        // More writers are admitted while the group waits: the flusher waits for them too.
+        expected.store(6, Ordering::SeqCst);
+        waiting.extend(still_waiting(&gc, 1));
+        waiting.extend(still_waiting(&gc, 1));
+        // The sixth completes the group, long before the 30 s linger ends.
         let last = answered(&gc, b"s", Duration::from_secs(5));
         assert!(
             last.is_none(),
-            "the group did not commit once all four were in it"
+            "the group did not commit once all six were in it"
         );
         for w in &waiting {
             until_answered(w.as_ref(), "a writer of the full group");
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "waited for the 30 s linger"
+        assert_eq!(
+            gc.flushes.load(Ordering::Relaxed),
+            3,
+            "the six went as one group"
         );
+        gc.stop();
     }
 
     #[test]
     fn without_a_writer_count_the_flusher_lingers_until_the_store_stops() {
         let gc = lingering(None);
-        let waiting: Vec<_> = (0..8)
-            .map(|_| answered(&gc, b"s", Duration::ZERO))
-            .collect();
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(
-            waiting
-                .iter()
-                .all(|w| w.as_ref().is_some_and(|d| d.is_empty())),
-            "answered before the linger ended"
-        );
+        let waiting = still_waiting(&gc, 8);
         // Stopping does not wait out the linger: the group commits and is answered.
         let started = std::time::Instant::now();
         gc.stop();
