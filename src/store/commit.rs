@@ -49,7 +49,6 @@ impl Default for Queue {
 }
 
 /// How long the flusher waits, once a group has begun under load, for more writers to join.
-#[derive(Clone, Default)]
 pub(super) struct Linger {
     /// The longest wait.
     pub(super) time: Duration,
