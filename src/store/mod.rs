@@ -837,7 +837,8 @@ impl Store {
         make_private(dir, false)?;
         let log = std::fs::File::open(dir.join("db")).map_err(|e| StoreError::Io(e.to_string()))?;
         let replaying = Instant::now();
-        let (next_seq, replayed) = wal::recover(&wal_dir, &db, &log)?;
+        let spares = Arc::new(wal::Spares::default());
+        let (next_seq, replayed) = wal::recover(&wal_dir, &db, &log, &spares)?;
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         tracing::info!(
             sled_open_ms = millis(sled_open),
@@ -869,6 +870,7 @@ impl Store {
                 store_dir: dir.to_path_buf(),
                 opts: opts.clone(),
                 folds: Arc::clone(&folds),
+                spares,
             },
         )?;
         let fold_flag = Arc::clone(&folds);

@@ -21,11 +21,28 @@
 //! snapshot that ends that replay only then; so the apply thread also folds sled's log while
 //! the store runs, by opening sled anew once enough was applied (`WalApplier::fold`).
 //!
-//! File: `wal/<seq as 16 hex digits>.wal`, a sequence of records:
-//! `len u32 LE | crc32 u32 LE | payload`, the payload a sequence of operations
+//! Record: `len u32 LE | crc32 u32 LE | payload`, the payload a sequence of operations
 //! `1 | key len u32 | key | value len u32 | value` (insert) or `2 | key len u32 | key` (remove).
-//! A record that is cut short or fails its checksum ends that file's replay: it was being
-//! written when the process or the disk failed, and was never acknowledged.
+//!
+//! File: `wal/<seq as 16 hex digits>.wal2`, a sequence of groups, each as the group commit
+//! wrote it with one `write` and one `fdatasync`: `GROUP_MAGIC u32 LE | len u32 LE | crc32 u32
+//! LE | records (len bytes)`, the checksum taken over the file's sequence number, `len` and the
+//! records. A group that is cut short or fails its checksum ends that file's replay: it was
+//! being written when the process or the disk failed, and was never acknowledged; nothing of
+//! it is applied, even records of it that reached the disk whole.
+//!
+//! **Closed files are reused.** Once checkpointed, up to [`SPARES`] files are renamed to
+//! `<seq>.spare` instead of deleted, and the next file is a spare renamed into place and
+//! written from its start. `fdatasync` of a write that stays within a file's length has no
+//! inode to write (an append changes the file's size, which costs one more synchronous disk
+//! write, and on this VM 35–40 % of the sync's time: docs/performance.md, "Fourteenth pass").
+//! What the file held before is left after the new groups; its groups were checksummed with
+//! an older sequence number, so a replay stops at the first of them. Sequence numbers only
+//! grow: the next one is above every file's, spares' included.
+//!
+//! Files named `<seq>.wal` are the format before groups were framed (bare records, one after
+//! the other), left by an older build; they are replayed the same way and deleted, never
+//! reused.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -259,25 +276,145 @@ pub(super) fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Io(format!("cannot {what} {}: {e}", path.display()))
 }
 
-fn file_path(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!("{seq:016x}.wal"))
+/// What a file in the WAL directory is, by its name's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// `.wal`: bare records, written by a build before groups were framed.
+    Records,
+    /// `.wal2`: framed groups (the module doc).
+    Groups,
+    /// `.spare`: a checkpointed file kept for reuse; its content is never replayed.
+    Spare,
 }
 
-/// The WAL files in `dir`, oldest first.
-fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+impl Kind {
+    fn ext(self) -> &'static str {
+        match self {
+            Kind::Records => "wal",
+            Kind::Groups => "wal2",
+            Kind::Spare => "spare",
+        }
+    }
+}
+
+fn path_of(dir: &Path, seq: u64, kind: Kind) -> PathBuf {
+    dir.join(format!("{seq:016x}.{}", kind.ext()))
+}
+
+fn file_path(dir: &Path, seq: u64) -> PathBuf {
+    path_of(dir, seq, Kind::Groups)
+}
+
+/// The WAL files and spares in `dir`, by sequence number.
+fn list(dir: &Path) -> Result<Vec<(u64, Kind, PathBuf)>, StoreError> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| io("list", dir, e))? {
         let entry = entry.map_err(|e| io("list", dir, e))?;
         let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else {
+        let Some((stem, ext)) = name.to_str().and_then(|n| n.split_once('.')) else {
             continue;
         };
-        if let Ok(seq) = u64::from_str_radix(stem, 16) {
-            files.push((seq, entry.path()));
+        let kind = [Kind::Records, Kind::Groups, Kind::Spare]
+            .into_iter()
+            .find(|k| k.ext() == ext);
+        if let (Some(kind), Ok(seq)) = (kind, u64::from_str_radix(stem, 16)) {
+            files.push((seq, kind, entry.path()));
         }
     }
     files.sort();
     Ok(files)
+}
+
+/// The most closed files kept for reuse (see the module doc). Each is as long as the file was
+/// when it closed: at most [`CHECKPOINT_BYTES`] and a group.
+pub(super) const SPARES: usize = 2;
+
+/// Checkpointed files waiting to be reused, shared by the checkpoint thread, which adds them,
+/// and the group commit's writer, which takes them.
+#[derive(Debug, Default)]
+pub(super) struct Spares {
+    files: std::sync::Mutex<Vec<PathBuf>>,
+}
+
+impl Spares {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PathBuf>> {
+        self.files.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take(&self) -> Option<PathBuf> {
+        self.lock().pop()
+    }
+}
+
+/// The header of a group: magic, length, checksum (see the module doc).
+const GROUP_MAGIC: u32 = 0x3270_6270; // "pbp2" in a file viewer
+const GROUP_HEADER: usize = 12;
+
+fn group_crc(seq: u64, len: u32, records: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&seq.to_le_bytes());
+    crc.update(&len.to_le_bytes());
+    crc.update(records);
+    crc.finalize()
+}
+
+fn group_header(seq: u64, records: &[u8]) -> std::io::Result<[u8; GROUP_HEADER]> {
+    let len = u32::try_from(records.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a group over 4 GiB"))?;
+    let mut header = [0; GROUP_HEADER];
+    header[0..4].copy_from_slice(&GROUP_MAGIC.to_le_bytes());
+    header[4..8].copy_from_slice(&len.to_le_bytes());
+    header[8..12].copy_from_slice(&group_crc(seq, len, records).to_le_bytes());
+    Ok(header)
+}
+
+/// Appends `records` to `out` as one group of file `seq`, as the writer writes it.
+#[cfg(test)]
+pub(super) fn encode_group(seq: u64, records: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&group_header(seq, records).unwrap());
+    out.extend_from_slice(records);
+}
+
+/// Writes `records` as one group of file `seq` at the file's position, with one `writev`
+/// unless the kernel takes less.
+fn write_group_to(file: &mut File, seq: u64, records: &[u8]) -> std::io::Result<usize> {
+    use std::io::{ErrorKind, IoSlice};
+    let header = group_header(seq, records)?;
+    let mut slices = [IoSlice::new(&header), IoSlice::new(records)];
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(GROUP_HEADER + records.len())
+}
+
+/// The records of the whole groups at the start of file `seq`'s `bytes`, joined, and how many
+/// bytes follow the last of them (a group cut short, or what a reused file held before).
+fn group_records(seq: u64, bytes: &[u8]) -> (Vec<u8>, usize) {
+    let mut records = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(group) = whole_group(seq, rest) {
+        records.extend_from_slice(group);
+        rest = &rest[GROUP_HEADER + group.len()..];
+    }
+    (records, rest.len())
+}
+
+fn whole_group(seq: u64, bytes: &[u8]) -> Option<&[u8]> {
+    let word = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    if word(0)? != GROUP_MAGIC {
+        return None;
+    }
+    let len = word(4)?;
+    let records = bytes.get(GROUP_HEADER..GROUP_HEADER.checked_add(usize::try_from(len).ok()?)?)?;
+    (group_crc(seq, len, records) == word(8)?).then_some(records)
 }
 
 pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -325,28 +462,69 @@ fn blobs_dir(wal_dir: &Path) -> PathBuf {
     wal_dir.parent().unwrap_or(wal_dir).join("blobs")
 }
 
-/// Deletes WAL files up to `upto`, oldest first, syncing the directory after each: if an
+/// Retires the WAL files up to `upto`, oldest first, syncing the directory after each: if an
 /// older file came back after a crash while a newer one did not, replaying it would roll keys
-/// back.
-fn remove_upto(dir: &Path, upto: u64) -> Result<(), StoreError> {
-    for (seq, path) in list(dir)? {
-        if seq <= upto {
-            fs::remove_file(&path).map_err(|e| io("remove", &path, e))?;
-            sync_dir(dir)?;
+/// back. A file of framed groups becomes a spare while there are fewer than [`SPARES`] (its
+/// groups then no longer replay: a spare is never read); any other is deleted.
+fn retire_upto(dir: &Path, upto: u64, spares: &Spares) -> Result<(), StoreError> {
+    for (seq, kind, path) in list(dir)? {
+        if seq > upto || kind == Kind::Spare {
+            continue;
         }
+        let mut pool = spares.lock();
+        if kind == Kind::Groups && pool.len() < SPARES {
+            let spare = path_of(dir, seq, Kind::Spare);
+            fs::rename(&path, &spare).map_err(|e| io("rename", &path, e))?;
+            pool.push(spare);
+        } else {
+            fs::remove_file(&path).map_err(|e| io("remove", &path, e))?;
+        }
+        drop(pool);
+        sync_dir(dir)?;
     }
     Ok(())
 }
 
 /// Replays the WAL files left in `dir` into `db`, makes sled durable (with whatever was
-/// written to it before, such as the store's format key) and deletes the files. Returns the
-/// sequence number for the next file and how many records were replayed.
-pub(super) fn recover(dir: &Path, db: &sled::Db, log: &File) -> Result<(u64, usize), StoreError> {
+/// written to it before, such as the store's format key) and retires the files (into
+/// `spares`, with the spares found). Returns the sequence number for the next file and how
+/// many records were replayed.
+pub(super) fn recover(
+    dir: &Path,
+    db: &sled::Db,
+    log: &File,
+    spares: &Spares,
+) -> Result<(u64, usize), StoreError> {
     let files = list(dir)?;
-    let next = files.last().map_or(0, |(seq, _)| seq + 1);
+    // Above every file's, spares' included: a reused file must never get the number its old
+    // groups were written under.
+    let next = files.last().map_or(0, |(seq, ..)| seq + 1);
     let mut replayed = 0;
-    for (_, path) in &files {
-        let bytes = fs::read(path).map_err(|e| io("read", path, e))?;
+    let mut last = None;
+    for (seq, kind, path) in &files {
+        if *kind == Kind::Spare {
+            let mut pool = spares.lock();
+            if pool.len() < SPARES {
+                pool.push(path.clone());
+            } else {
+                drop(pool);
+                fs::remove_file(path).map_err(|e| io("remove", path, e))?;
+            }
+            continue;
+        }
+        last = Some(*seq);
+        let read = fs::read(path).map_err(|e| io("read", path, e))?;
+        let bytes = match kind {
+            Kind::Groups => {
+                let (records, after) = group_records(*seq, &read);
+                if after > 0 {
+                    tracing::debug!(file = %path.display(), bytes = after,
+                        "Replay of a write-ahead log file stops before bytes that are not a whole group of it (a reused file's old content, or a group cut short by a crash, never acknowledged).");
+                }
+                records
+            }
+            _ => read,
+        };
         let mut rest = &bytes[..];
         loop {
             let window = warm_leaves(db, rest);
@@ -365,19 +543,19 @@ pub(super) fn recover(dir: &Path, db: &sled::Db, log: &File) -> Result<(u64, usi
         }
     }
     sync_sled(db, log, &blobs_dir(dir))?;
-    if let Some((last, _)) = files.last() {
-        remove_upto(dir, *last)?;
+    if let Some(last) = last {
+        retire_upto(dir, last, spares)?;
     }
     Ok((next, replayed))
 }
 
 enum Checkpoint {
     /// Every WAL file up to this sequence number is in sled's memory: make sled durable and
-    /// delete them.
+    /// retire them.
     Upto(u64),
 }
 
-/// The thread that makes sled durable and deletes the WAL files it covers. The only caller of
+/// The thread that makes sled durable and retires the WAL files it covers. The only caller of
 /// `sled::Db::flush` while the store is open (concurrent flushes deadlock sled 0.34), but for
 /// a fold, which stops it first.
 struct Checkpointer {
@@ -386,7 +564,12 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn start(dir: PathBuf, db: sled::Db, log: File) -> Result<Checkpointer, StoreError> {
+    fn start(
+        dir: PathBuf,
+        db: sled::Db,
+        log: File,
+        spares: Arc<Spares>,
+    ) -> Result<Checkpointer, StoreError> {
         let (tx, rx) = mpsc::channel::<Checkpoint>();
         let thread = std::thread::Builder::new()
             .name("pb-checkpoint".into())
@@ -396,7 +579,7 @@ impl Checkpointer {
                     while let Ok(Checkpoint::Upto(later)) = rx.try_recv() {
                         upto = upto.max(later);
                     }
-                    if let Err(e) = checkpoint(&dir, &db, &log, upto) {
+                    if let Err(e) = checkpoint(&dir, &db, &log, upto, &spares) {
                         // The files stay; the next checkpoint covers them too.
                         tracing::error!(error = %e, "Checkpoint of the store failed; the write-ahead log keeps the data and it is retried.");
                     }
@@ -431,9 +614,15 @@ impl Checkpointer {
     }
 }
 
-fn checkpoint(dir: &Path, db: &sled::Db, log: &File, upto: u64) -> Result<(), StoreError> {
+fn checkpoint(
+    dir: &Path,
+    db: &sled::Db,
+    log: &File,
+    upto: u64,
+    spares: &Spares,
+) -> Result<(), StoreError> {
     sync_sled(db, log, &blobs_dir(dir))?;
-    remove_upto(dir, upto)
+    retire_upto(dir, upto, spares)
 }
 
 /// The group commit's end of the WAL: owns the open file, writes and syncs each group and
@@ -448,6 +637,7 @@ pub(super) struct WalWriter {
     /// (a checkpoint up to it covers any closed before it).
     closed: Option<u64>,
     faults: Arc<Faults>,
+    spares: Arc<Spares>,
 }
 
 /// The applier's end: applies durable groups to sled in WAL order, asks for checkpoints of
@@ -466,6 +656,7 @@ pub(super) struct WalApplier {
     /// Bytes of groups applied since sled was last opened: what its next open would replay.
     since_open: u64,
     folds: Arc<Folds>,
+    spares: Arc<Spares>,
 }
 
 /// When to fold, folds done while the store is open, and how long the last one kept reads
@@ -502,6 +693,8 @@ pub(super) struct ApplierParts {
     pub(super) store_dir: PathBuf,
     pub(super) opts: StoreOptions,
     pub(super) folds: Arc<Folds>,
+    /// The files `recover` kept for reuse; the writer takes them, checkpoints add to them.
+    pub(super) spares: Arc<Spares>,
 }
 
 /// The handle now in `db`; `None` once a fold could not open the store again.
@@ -522,8 +715,9 @@ pub(super) fn start(
         store_dir,
         opts,
         folds,
+        spares,
     } = parts;
-    let checkpointer = start_checkpointer(&dir, &db, &log)?;
+    let checkpointer = start_checkpointer(&dir, &db, &log, &spares)?;
     let mut writer = WalWriter {
         dir: dir.clone(),
         file: None,
@@ -532,6 +726,7 @@ pub(super) fn start(
         opened_at: Instant::now(),
         closed: None,
         faults: Arc::clone(&faults),
+        spares: Arc::clone(&spares),
     };
     writer.open_file()?;
     let applier = WalApplier {
@@ -544,29 +739,50 @@ pub(super) fn start(
         opts,
         since_open: 0,
         folds,
+        spares,
     };
     Ok((writer, applier))
 }
 
-fn start_checkpointer(dir: &Path, db: &SharedDb, log: &File) -> Result<Checkpointer, StoreError> {
+fn start_checkpointer(
+    dir: &Path,
+    db: &SharedDb,
+    log: &File,
+    spares: &Arc<Spares>,
+) -> Result<Checkpointer, StoreError> {
     let db = current_handle(db).ok_or(StoreError::Closed)?;
     let log = log
         .try_clone()
         .map_err(|e| StoreError::Io(format!("cannot reopen the sled file: {e}")))?;
-    Checkpointer::start(dir.to_path_buf(), db, log)
+    Checkpointer::start(dir.to_path_buf(), db, log, Arc::clone(spares))
 }
 
 impl WalWriter {
-    /// Opens the file for `self.seq` and makes its directory entry durable.
+    /// Opens the file for `self.seq`, a spare if there is one, and makes its directory entry
+    /// durable. Groups are written from the start of the file.
     fn open_file(&mut self) -> Result<(), StoreError> {
         let path = file_path(&self.dir, self.seq);
         use std::os::unix::fs::OpenOptionsExt;
-        let file = OpenOptions::new()
-            .create_new(true)
-            .mode(0o600)
-            .append(true)
-            .open(&path)
-            .map_err(|e| io("create", &path, e))?;
+        let reused = self.spares.take().and_then(|spare| {
+            let opened = fs::rename(&spare, &path)
+                .and_then(|()| OpenOptions::new().write(true).open(&path));
+            match opened {
+                Ok(file) => Some(file),
+                Err(e) => {
+                    tracing::debug!(error = %e, spare = %spare.display(), "Could not reuse a write-ahead log file; starting a new one.");
+                    None
+                }
+            }
+        });
+        let file = match reused {
+            Some(file) => file,
+            None => OpenOptions::new()
+                .create_new(true)
+                .mode(0o600)
+                .write(true)
+                .open(&path)
+                .map_err(|e| io("create", &path, e))?,
+        };
         sync_dir(&self.dir)?;
         self.file = Some(file);
         self.written = 0;
@@ -583,8 +799,8 @@ impl WalWriter {
         self.open_file()
     }
 
-    /// Writes and syncs `bytes` at the end of the current file. On failure the file is cut
-    /// back to where the group began and closed: after a failed fsync the kernel may have
+    /// Writes and syncs `bytes` as the next group of the current file. On failure the file is
+    /// cut back to where the group began and closed: after a failed fsync the kernel may have
     /// dropped the dirty pages, so the next group goes to a fresh file.
     fn write_group(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         self.faults.check_flush()?;
@@ -595,9 +811,10 @@ impl WalWriter {
         let Some(file) = self.file.as_mut() else {
             return Err(StoreError::Closed);
         };
-        match file.write_all(bytes).and_then(|()| file.sync_data()) {
-            Ok(()) => {
-                self.written += bytes.len() as u64;
+        let seq = self.seq;
+        match write_group_to(file, seq, bytes).and_then(|n| file.sync_data().map(|()| n)) {
+            Ok(n) => {
+                self.written += n as u64;
                 Ok(())
             }
             Err(e) => {
@@ -705,7 +922,7 @@ impl WalApplier {
         if let Err(e) = synced {
             drop(slot);
             tracing::warn!(error = %e, "Could not make the store durable to fold its log; the fold is tried again later and the write-ahead log keeps the data.");
-            self.checkpointer = start_checkpointer(&self.dir, &self.db, &self.log)?;
+            self.checkpointer = start_checkpointer(&self.dir, &self.db, &self.log, &self.spares)?;
             return Ok(());
         }
         // sled lets go of its file lock once the last handle is gone.
@@ -716,7 +933,7 @@ impl WalApplier {
         if let Err(e) = super::make_private(&self.store_dir, false) {
             tracing::warn!(error = %e, "Could not restrict the permissions of the store's new snapshot (the data dir's own permissions still apply).");
         }
-        self.checkpointer = start_checkpointer(&self.dir, &self.db, &self.log)?;
+        self.checkpointer = start_checkpointer(&self.dir, &self.db, &self.log, &self.spares)?;
         self.folds.count.fetch_add(1, Ordering::Relaxed);
         self.folds.last_micros.store(
             u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
