@@ -300,8 +300,9 @@ async fn a_step_whose_flush_fails_leaves_nothing_behind() {
 }
 
 /// Copies a live store's files, as a crash at this moment would leave them. The WAL goes
-/// first: a checkpoint deletes WAL files only after syncing sled, so whatever a checkpoint
-/// does during the copy, a step is in the copied WAL or in the copied sled files.
+/// first: a checkpoint retires WAL files only after syncing sled, so whatever a checkpoint
+/// does during the copy, a step is in the copied WAL or in the copied sled files (a file it
+/// renamed or deleted meanwhile is skipped).
 fn crash_image(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     let mut entries: Vec<_> = std::fs::read_dir(from)
@@ -314,7 +315,12 @@ fn crash_image(from: &Path, to: &Path) {
         if entry.file_type().unwrap().is_dir() {
             crash_image(&entry.path(), &target);
         } else {
-            std::fs::copy(entry.path(), target).unwrap();
+            match std::fs::copy(entry.path(), target) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                copied => {
+                    copied.unwrap();
+                }
+            }
         }
     }
 }
@@ -341,9 +347,15 @@ async fn acknowledged_steps_survive_a_crash_before_any_checkpoint() {
     let recovered = Store::open(&image, &StoreOptions::default()).unwrap();
     assert_eq!(recovered.alert("01G").unwrap(), last);
     assert_eq!(recovered.history("01G").unwrap().len(), 40);
-    // Replayed and checkpointed: the WAL directory holds only the fresh, empty file.
-    let wal: Vec<_> = std::fs::read_dir(image.join("wal")).unwrap().collect();
-    assert_eq!(wal.len(), 1);
+    // Replayed and checkpointed: the only log file is the fresh one (beside spares).
+    let logs = std::fs::read_dir(image.join("wal"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            !name.to_string_lossy().ends_with(".spare")
+        })
+        .count();
+    assert_eq!(logs, 1);
     store.close();
 }
 
@@ -630,6 +642,10 @@ fn a_reused_log_file_replays_only_the_whole_groups_of_its_own_number() {
     let mut spare = Vec::new();
     wal::encode_group(9, &wal_record("k:s", "spare"), &mut spare);
     std::fs::write(wal_dir.join(format!("{:016x}.spare", 9)), &spare).unwrap();
+    // More spares than are kept.
+    for seq in [1, 2] {
+        std::fs::write(wal_dir.join(format!("{seq:016x}.spare")), b"old").unwrap();
+    }
 
     let log = std::fs::File::open(dir.path().join("db")).unwrap();
     let spares = wal::Spares::default();
@@ -645,8 +661,8 @@ fn a_reused_log_file_replays_only_the_whole_groups_of_its_own_number() {
             (b"k:b".to_vec(), b"six".to_vec())
         ]
     );
-    // Kept for reuse: the first file replayed and the spare; the second is deleted, as there
-    // is room for two.
+    // Kept for reuse: the two files replayed, the last retired; the spares found before them
+    // make room.
     let mut left: Vec<String> = std::fs::read_dir(&wal_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -654,8 +670,55 @@ fn a_reused_log_file_replays_only_the_whole_groups_of_its_own_number() {
     left.sort();
     assert_eq!(
         left,
-        [format!("{:016x}.spare", 5), format!("{:016x}.spare", 9)]
+        [format!("{:016x}.spare", 5), format!("{:016x}.spare", 6)]
     );
+}
+
+/// A clean stop retires the last log file too, so the directory then holds only spares, the
+/// newest of them the last file; the next start numbers its file above them, reuses one, and
+/// what it writes reads back after another start.
+#[tokio::test]
+async fn after_a_clean_stop_the_log_holds_only_spares_and_the_next_file_is_numbered_above_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let mut n = 0;
+    // Three files: a step, then one 0.6 s later in each (it lands in the file, which rotates).
+    for _ in 0..3 {
+        apply(&store, "s", Input::Webhook(snap("inc", true, n)), "01G").await;
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    store.close();
+    drop(store);
+    let stopped = names();
+    assert!(
+        stopped.len() == 2 && stopped.iter().all(|n| n.ends_with(".spare")),
+        "{stopped:?}"
+    );
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    apply(&store, "s", Input::Webhook(snap("inc", true, n)), "01G").await;
+    let started = names();
+    let live: Vec<&String> = started.iter().filter(|n| n.ends_with(".wal2")).collect();
+    assert_eq!(live.len(), 1, "{started:?}");
+    assert!(
+        stopped
+            .iter()
+            .all(|spare| spare.as_str() < live[0].as_str()),
+        "{stopped:?} then {started:?}"
+    );
+    assert!(started.len() == 2, "one spare taken: {started:?}");
+    store.close();
+    drop(store);
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    assert_eq!(store.history("01G").unwrap().len(), n as usize + 1);
 }
 
 /// Checkpointed log files are reused end to end: the first file, which held many steps, comes
@@ -670,12 +733,14 @@ async fn reused_log_files_never_replay_what_they_held_before() {
     let live = dir.path().join("live");
     let store = Store::open(&live, &StoreOptions::default()).unwrap();
     let wal_dir = live.join("wal");
+    // The newest log file, and its inode (a file the checkpoint renames meanwhile is skipped).
     let live_file = || {
         std::fs::read_dir(&wal_dir)
             .unwrap()
             .map(|e| e.unwrap())
-            .find(|e| e.file_name().to_string_lossy().ends_with(".wal2"))
-            .map(|e| (e.file_name(), e.metadata().unwrap().ino()))
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".wal2"))
+            .filter_map(|e| Some((e.file_name(), e.metadata().ok()?.ino())))
+            .max()
             .unwrap()
     };
     let (first_name, first_inode) = live_file();
