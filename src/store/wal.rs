@@ -12,10 +12,11 @@
 //!
 //! sled is made durable in the background by a checkpoint: once a WAL file is closed and all of
 //! it has been applied, `sled.flush()` plus an `fdatasync` of sled's file make the WAL file
-//! redundant and it is retired (kept for reuse or deleted, below). On open, every WAL file left over is replayed into sled in
-//! order. Records hold absolute values (insert key=value, remove key) and are applied in WAL
-//! order by one thread, so replaying records sled already has is harmless, and a crash that
-//! left sled with part of a record's operations is repaired by the replay.
+//! redundant and it is retired (kept for reuse or deleted, below). On open, every WAL file
+//! left over is replayed into sled in order. Records hold absolute values (insert key=value,
+//! remove key) and are applied in WAL order by one thread, so replaying records sled already
+//! has is harmless, and a crash that left sled with part of a record's operations is repaired
+//! by the replay.
 //!
 //! sled itself replays at open everything it logged since its last open, and writes the
 //! snapshot that ends that replay only then; so the apply thread also folds sled's log while
@@ -35,14 +36,14 @@
 //!
 //! **Closed files are reused.** Once checkpointed, a file is renamed to `<seq>.spare` instead
 //! of deleted (the [`SPARES`] newest are kept, older spares deleted), and the next file is the
-//! oldest spare renamed into place and written from its start. Writes that stay within a file's length allocate no blocks and
-//! change no size, so their `fdatasync` mostly has no inode to write (it still does when the
-//! kernel's clock has moved the file's mtime since the last one). Under load that took the
-//! disk requests per group commit from 3.4 to 2.5 and throughput up 5–7 %
-//! (docs/performance.md, "Fourteenth pass").
-//! What the file held before is left after the new groups; its groups carry an older sequence
-//! number, so a replay stops at the first of them. Sequence numbers only grow: the next one is
-//! above every file's, spares' included, and the newest file retired is always kept.
+//! oldest spare renamed into place and written from its start. Writes that stay within a
+//! file's length allocate no blocks and change no size, so their `fdatasync` mostly has no
+//! inode to write (it still does when the kernel's clock has moved the file's mtime since the
+//! last one). Under load that took the disk requests per group commit from 3.4 to 2.5 and
+//! throughput up 5–7 % (docs/performance.md, "Fourteenth pass"). What the file held before is
+//! left after the new groups; its groups carry an older sequence number, so a replay stops at
+//! the first of them. Sequence numbers only grow: the next one is above every file's, spares'
+//! included, and the newest file retired is always kept.
 //!
 //! Files named `<seq>.wal` are the format before groups were framed (bare records, one after
 //! the other), left by an older build; they are replayed the same way and deleted, never
