@@ -37,9 +37,9 @@
 //! **Closed files are reused.** Once checkpointed, a file is renamed to `<seq>.spare` instead
 //! of deleted (the [`SPARES`] newest are kept, older spares deleted), and the next file is the
 //! oldest spare renamed into place and written from its start. Writes that stay within a
-//! file's length allocate no blocks and change no size, so their `fdatasync` mostly has no
-//! inode to write (it still does when the kernel's clock has moved the file's mtime since the
-//! last one). Under load that took the disk requests per group commit from 3.4 to 2.5 and
+//! file's length allocate no blocks and change no size, so their `fdatasync` need not write
+//! the inode for them (it may still for the mtime, which ext4 without a journal writes
+//! whenever dirty). Under load that took the disk requests per group commit from 3.4 to 2.5 and
 //! throughput up 5–7 % (docs/performance.md, "Fourteenth pass"). What the file held before is
 //! left after the new groups; its groups carry an older sequence number, so a replay stops at
 //! the first of them. Sequence numbers only grow: the next one is above every file's, spares'

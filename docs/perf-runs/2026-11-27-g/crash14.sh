@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# crash14.sh TAG BIN: fresh copy of the 1M seed; start BIN; 20 s of the default load (64 conn.);
-# SIGKILL mid-load; then a cold start of BIN on what the kill left: ready time and replay figures.
+# crash14.sh TAG BIN: fresh copy of the 1M seed; start BIN; the load tool's run (its daemon phase starts after a 31 s baseline phase);
+# SIGKILL 55 s in (about 23 s into the daemon's load); then a cold start of BIN on what the kill left: ready time and replay figures.
 TAG=$1; BIN=$2; R=/tmp/pb/runs/s14; D=/tmp/pb/wcr
 rm -rf $D; cp -a /tmp/pb/seed1m $D; sync
 /tmp/pb/startm.sh $BIN $D > /dev/null; P=$(cat /tmp/pb/pid); A=$(cat /tmp/pb/addr)
