@@ -545,16 +545,47 @@ fn a_read_waiting_for_a_fold_does_not_stall_its_worker() {
     store.close();
 }
 
+/// A sled database and an empty WAL directory beside it, for replays driven by hand.
+struct Replay {
+    dir: tempfile::TempDir,
+    db: sled::Db,
+    wal_dir: std::path::PathBuf,
+}
+
+impl Replay {
+    fn new() -> Replay {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let wal_dir = dir.path().join("wal");
+        std::fs::create_dir(&wal_dir).unwrap();
+        Replay { dir, db, wal_dir }
+    }
+
+    /// Replays the WAL directory into the database: the next file's number, and how many
+    /// records were replayed.
+    fn recover(&self) -> (u64, usize) {
+        let log = std::fs::File::open(self.dir.path().join("db")).unwrap();
+        let spares = wal::Spares::default();
+        wal::recover(&self.wal_dir, &self.db, &log, &spares).unwrap()
+    }
+
+    /// Every key and value in the database, in key order.
+    fn stored(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.db
+            .iter()
+            .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+            .collect()
+    }
+}
+
 /// A replay reads the leaves of a window of records ahead, from several threads, then applies
 /// that window. What it leaves in sled must be what applying every record in order leaves:
 /// across windows, with a key removed and written again in different windows, and with a torn
 /// record at the end ignored.
 #[test]
 fn a_replay_read_ahead_in_windows_applies_every_record_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new().path(dir.path()).open().unwrap();
-    let wal_dir = dir.path().join("wal");
-    std::fs::create_dir(&wal_dir).unwrap();
+    let replay = Replay::new();
+    let wal_dir = &replay.wal_dir;
     let mut expected = std::collections::BTreeMap::new();
     let mut bytes = Vec::new();
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
@@ -583,18 +614,9 @@ fn a_replay_read_ahead_in_windows_applies_every_record_in_order() {
     bytes.extend_from_slice(&torn[..torn.len() - 1]);
     std::fs::write(wal_dir.join(format!("{:016x}.wal", 7)), &bytes).unwrap();
 
-    let log = std::fs::File::open(dir.path().join("db")).unwrap();
-    let spares = wal::Spares::default();
-    assert_eq!(
-        wal::recover(&wal_dir, &db, &log, &spares).unwrap(),
-        (8, records)
-    );
-    let stored: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = db
-        .iter()
-        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
-        .collect();
-    assert_eq!(stored, expected);
-    assert_eq!(std::fs::read_dir(&wal_dir).unwrap().count(), 0);
+    assert_eq!(replay.recover(), (8, records));
+    assert_eq!(replay.stored(), expected.into_iter().collect::<Vec<_>>());
+    assert_eq!(std::fs::read_dir(wal_dir).unwrap().count(), 0);
 }
 
 fn wal_record(key: &str, value: &str) -> Vec<u8> {
@@ -612,10 +634,8 @@ fn wal_record(key: &str, value: &str) -> Vec<u8> {
 /// too.
 #[test]
 fn a_reused_log_file_replays_only_the_whole_groups_of_its_own_number() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new().path(dir.path()).open().unwrap();
-    let wal_dir = dir.path().join("wal");
-    std::fs::create_dir(&wal_dir).unwrap();
+    let replay = Replay::new();
+    let wal_dir = &replay.wal_dir;
     let group_of = |seq: u64, key: &str, value: &str| {
         let mut group = Vec::new();
         wal::encode_group(seq, &wal_record(key, value), &mut group);
@@ -647,15 +667,9 @@ fn a_reused_log_file_replays_only_the_whole_groups_of_its_own_number() {
         std::fs::write(wal_dir.join(format!("{seq:016x}.spare")), b"old").unwrap();
     }
 
-    let log = std::fs::File::open(dir.path().join("db")).unwrap();
-    let spares = wal::Spares::default();
-    assert_eq!(wal::recover(&wal_dir, &db, &log, &spares).unwrap(), (10, 3));
-    let stored: Vec<(Vec<u8>, Vec<u8>)> = db
-        .iter()
-        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
-        .collect();
+    assert_eq!(replay.recover(), (10, 3));
     assert_eq!(
-        stored,
+        replay.stored(),
         vec![
             (b"k:a".to_vec(), b"new 02".to_vec()),
             (b"k:b".to_vec(), b"six".to_vec())
@@ -663,7 +677,7 @@ fn a_reused_log_file_replays_only_the_whole_groups_of_its_own_number() {
     );
     // Kept for reuse: the two files replayed, the last retired; the spares found before them
     // make room.
-    let mut left: Vec<String> = std::fs::read_dir(&wal_dir)
+    let mut left: Vec<String> = std::fs::read_dir(wal_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();

@@ -282,7 +282,7 @@ pub(super) fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
 }
 
 /// What a file in the WAL directory is, by its name's extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     /// `.wal`: bare records, written by a build before groups were framed.
     Records,
@@ -336,7 +336,7 @@ pub(super) const SPARES: usize = 2;
 
 /// Checkpointed files waiting to be reused, oldest first, shared by the checkpoint thread,
 /// which adds them, and the group commit's writer, which takes them.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Spares {
     files: std::sync::Mutex<Vec<PathBuf>>,
 }
@@ -414,13 +414,11 @@ fn write_group_to(file: &mut File, seq: u64, records: &[u8]) -> std::io::Result<
 }
 
 /// Where the groups of a `.wal2` file end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(PartialEq)]
 enum GroupsEnd {
-    /// At the end of the file.
-    AtEnd,
-    /// Before bytes that are not a group of this file: a reused file's old content (or a
-    /// header cut short).
-    Other,
+    /// At the end of the file, or before bytes that are not a group of this file: a reused
+    /// file's old content (or a header cut short).
+    Clean,
     /// At a group of this file cut short or failing its checksum: a write a crash or the disk
     /// cut short, never acknowledged.
     Torn,
@@ -437,11 +435,11 @@ fn read_groups(path: &Path, seq: u64) -> Result<(Vec<u8>, GroupsEnd), StoreError
     let mut left = size;
     loop {
         if left == 0 {
-            return Ok((records, GroupsEnd::AtEnd));
+            return Ok((records, GroupsEnd::Clean));
         }
         let mut header = [0; GROUP_HEADER];
         if left < GROUP_HEADER as u64 {
-            return Ok((records, GroupsEnd::Other));
+            return Ok((records, GroupsEnd::Clean));
         }
         reader
             .read_exact(&mut header)
@@ -453,7 +451,7 @@ fn read_groups(path: &Path, seq: u64) -> Result<(Vec<u8>, GroupsEnd), StoreError
         let (magic, len, crc) = (word(0), word(4), word(16));
         let group_seq = u64::from_le_bytes(header[8..16].try_into().unwrap_or_default());
         if magic != GROUP_MAGIC || group_seq != seq {
-            return Ok((records, GroupsEnd::Other));
+            return Ok((records, GroupsEnd::Clean));
         }
         if u64::from(len) > left {
             return Ok((records, GroupsEnd::Torn));
