@@ -23,6 +23,23 @@ const LEAF_SPLIT_BYTES: u64 = 16 * 1024;
 /// pandabridge: the most entries a leaf holds, however small they are.
 const LEAF_MAX_ENTRIES: usize = 128;
 
+/// pandabridge: `items` with `items[from..to]` replaced by `with`, built at its final length
+/// (see [`Node::applied`]).
+fn spliced(
+    items: &[IVec],
+    from: usize,
+    to: usize,
+    with: Option<&IVec>,
+) -> Vec<IVec> {
+    let mut out = Vec::with_capacity(
+        items.len() - (to - from) + usize::from(with.is_some()),
+    );
+    out.extend_from_slice(&items[..from]);
+    out.extend(with.cloned());
+    out.extend_from_slice(&items[to..]);
+    out
+}
+
 impl Node {
     pub(crate) fn new_hoisted_root(
         left: PageId,
@@ -113,6 +130,64 @@ impl Node {
             ChildMergeCap => {
                 self.merging = true;
             }
+        }
+    }
+
+    /// pandabridge: a copy of `self` with `link` applied, the same as `clone()` then
+    /// `apply(link)`. A leaf's `Set` or `Del` builds the new key and value lists in one pass
+    /// at their final length. Upstream's clone-then-apply gives each list exactly the room it
+    /// held, so inserting a key grows both (a new allocation twice the size, a copy, a free)
+    /// and then shifts the keys after it; a replaced value is cloned only to be dropped.
+    /// Every write to sled copies a leaf this way (`PageCache::link`).
+    pub(crate) fn applied(&self, link: &Link) -> Node {
+        let data = match (link, &self.data) {
+            (Link::Set(key, val), Data::Leaf(leaf)) => {
+                assert!(
+                    !self.merging,
+                    "somehow a link was applied to a node after it was merged"
+                );
+                if !self.hi.is_empty() {
+                    assert!(**key < self.hi[self.prefix_len as usize..]);
+                }
+                match leaf.keys.binary_search_by(|k| fastcmp(k, key)) {
+                    Ok(idx) => Leaf {
+                        keys: leaf.keys.clone(),
+                        values: spliced(&leaf.values, idx, idx + 1, Some(val)),
+                    },
+                    Err(idx) => Leaf {
+                        keys: spliced(&leaf.keys, idx, idx, Some(key)),
+                        values: spliced(&leaf.values, idx, idx, Some(val)),
+                    },
+                }
+            }
+            (Link::Del(key), Data::Leaf(leaf)) => {
+                assert!(
+                    !self.merging,
+                    "somehow a link was applied to a node after it was merged"
+                );
+                match leaf.keys.binary_search_by(|k| fastcmp(k, key)) {
+                    Ok(idx) => Leaf {
+                        keys: spliced(&leaf.keys, idx, idx + 1, None),
+                        values: spliced(&leaf.values, idx, idx + 1, None),
+                    },
+                    Err(_) => leaf.clone(),
+                }
+            }
+            _ => {
+                let mut node = self.clone();
+                node.apply(link);
+                return node;
+            }
+        };
+        testing_assert!(is_sorted(&data.keys));
+        Node {
+            prefix_len: self.prefix_len,
+            next: self.next,
+            merging_child: self.merging_child,
+            merging: self.merging,
+            lo: self.lo.clone(),
+            hi: self.hi.clone(),
+            data: Data::Leaf(data),
         }
     }
 
