@@ -1715,10 +1715,12 @@ fn a_copy_that_differs_from_the_store_is_caught() {
 }
 
 /// The vendored sled builds each written leaf in one pass (`Node::applied`) instead of cloning
-/// it and inserting. Against a model, over leaves that split and merge: new keys at the start,
-/// middle and end of a leaf, overwritten values, removes of present and absent keys, keys and
-/// values short enough to be stored inline in sled and long enough not to be, and a reopen
-/// (which rebuilds every leaf from what sled logged).
+/// it and inserting. Against a model, over leaves that split, then lose most of their keys and
+/// fill again: new keys at the start, middle and end of a leaf, overwritten values, removes of
+/// present and absent keys, keys and values short enough to be stored inline in sled and long
+/// enough not to be. Checked in memory after every round, which is where `applied`'s leaves
+/// live; the reopen at the end reads them back from sled's log, mostly as pages that sled
+/// consolidated from them.
 #[test]
 fn sled_leaves_written_in_one_pass_hold_what_a_model_holds() {
     let dir = tempfile::tempdir().unwrap();
@@ -1777,7 +1779,7 @@ fn sled_leaves_written_in_one_pass_hold_what_a_model_holds() {
         for (k, v) in expected.iter().step_by(7) {
             assert_eq!(db.get(k).unwrap().as_deref(), Some(v.as_slice()));
         }
-        // Halfway, most keys go, so that leaves merge; then they come back.
+        // Halfway, most keys go (leaves shrink, and some may merge); then they come back.
         if round == 20 {
             let doomed: Vec<Vec<u8>> = expected
                 .keys()
