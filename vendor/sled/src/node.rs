@@ -140,12 +140,13 @@ impl Node {
     /// and then shifts the keys after it; a replaced value is cloned only to be dropped.
     /// Every write to sled copies a leaf this way (`PageCache::link`).
     pub(crate) fn applied(&self, link: &Link) -> Node {
+        // `apply` asserts this for every link.
+        assert!(
+            !self.merging,
+            "somehow a link was applied to a node after it was merged"
+        );
         let data = match (link, &self.data) {
             (Link::Set(key, val), Data::Leaf(leaf)) => {
-                assert!(
-                    !self.merging,
-                    "somehow a link was applied to a node after it was merged"
-                );
                 if !self.hi.is_empty() {
                     assert!(**key < self.hi[self.prefix_len as usize..]);
                 }
@@ -161,10 +162,6 @@ impl Node {
                 }
             }
             (Link::Del(key), Data::Leaf(leaf)) => {
-                assert!(
-                    !self.merging,
-                    "somehow a link was applied to a node after it was merged"
-                );
                 match leaf.keys.binary_search_by(|k| fastcmp(k, key)) {
                     Ok(idx) => Leaf {
                         keys: spliced(&leaf.keys, idx, idx + 1, None),
