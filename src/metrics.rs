@@ -25,6 +25,8 @@ pub struct Metrics {
     pub close_attempts: Family<Labels, Counter>,
     pub live_actors: Gauge,
     pub actor_restarts: Counter,
+    pub actor_starts: Counter,
+    pub redeliveries: Counter,
     pub poison_events: Counter,
     pub outbox_depth: Gauge,
     pub outbox_oldest_age_seconds: Gauge<f64, AtomicU64>,
@@ -84,6 +86,18 @@ impl Metrics {
             "actor_failures",
             "Incident actors that failed and were replaced from stored state",
             actor_restarts.clone(),
+        );
+        let actor_starts = Counter::default();
+        registry.register(
+            "actor_starts",
+            "Incident actors started: on an incident's first input, and again after idle retirement, eviction or a failure",
+            actor_starts.clone(),
+        );
+        let redeliveries = Counter::default();
+        registry.register(
+            "input_redeliveries",
+            "Inputs handed to an incident actor again because the actor stopped before answering",
+            redeliveries.clone(),
         );
         let poison_events = Counter::default();
         registry.register(
@@ -160,6 +174,8 @@ impl Metrics {
             close_attempts,
             live_actors,
             actor_restarts,
+            actor_starts,
+            redeliveries,
             poison_events,
             outbox_depth,
             outbox_oldest_age_seconds,

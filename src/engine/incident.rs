@@ -61,8 +61,8 @@ pub enum IncidentMsg {
         epoch: u32,
         reply: oneshot::Sender<Result<Option<Alert>, EngineError>>,
     },
-    /// Sent by the router once it has stopped routing to this actor; everything routed before
-    /// it has been handled when it arrives.
+    /// Sent by the router once it has taken this actor out of the directory, so no input can
+    /// be cast to it after this; every input cast before is ahead of it in the mailbox.
     Retire,
 }
 

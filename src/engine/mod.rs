@@ -19,7 +19,7 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 use incident::{Delivery, IncidentMsg};
-use router::{Router, RouterArgs, RouterMsg};
+use router::{Directory, Router, RouterArgs, RouterMsg};
 
 /// How often one input is handed to an incident actor before the caller gets 503: enough for
 /// two crashes of its own plus losses caused by other inputs' crashes.
@@ -95,6 +95,8 @@ pub struct Applied {
 #[derive(Clone)]
 pub struct Engine {
     router: ActorRef<RouterMsg>,
+    /// Live incident actors, cast to directly; the router is asked only for the others.
+    directory: Arc<Directory>,
     shared: Arc<Shared>,
     reply_timeout: Duration,
 }
@@ -136,8 +138,10 @@ impl Engine {
             ids: Mutex::new(ulid::Generator::new()),
             outbox_tx: OnceLock::new(),
         });
+        let directory = Arc::new(Directory::default());
         let args = RouterArgs {
             shared: Arc::clone(&shared),
+            directory: Arc::clone(&directory),
             idle_timeout: opts.idle_timeout,
             max_live: opts.max_live_actors,
         };
@@ -146,6 +150,7 @@ impl Engine {
             .map_err(|e| format!("cannot start the engine: {e}"))?;
         Ok(Engine {
             router,
+            directory,
             shared,
             reply_timeout: opts.reply_timeout,
         })
@@ -165,19 +170,26 @@ impl Engine {
         self.shared.outbox_tx.set(tx).ok().map(|_| rx)
     }
 
+    /// Hands a message to the incident's live actor directly, or else to the router, which
+    /// starts the actor (or queues the message for the successor of one that is retiring).
+    fn send(&self, key: &AlertKey, msg: IncidentMsg) -> Result<(), EngineError> {
+        let Err(msg) = self.directory.cast(key, msg) else {
+            return Ok(());
+        };
+        let msg = RouterMsg::Route {
+            key: key.clone(),
+            msg,
+        };
+        self.router.cast(msg).map_err(|_| EngineError::ShuttingDown)
+    }
+
     async fn ask<T>(
         &self,
         key: &AlertKey,
         make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> IncidentMsg,
     ) -> Result<T, EngineError> {
         let (tx, rx) = oneshot::channel();
-        let msg = RouterMsg::Route {
-            key: key.clone(),
-            msg: make(tx),
-        };
-        self.router
-            .cast(msg)
-            .map_err(|_| EngineError::ShuttingDown)?;
+        self.send(key, make(tx))?;
         match tokio::time::timeout(self.reply_timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(EngineError::ActorLost),
@@ -194,7 +206,10 @@ impl Engine {
     pub async fn apply(&self, key: &AlertKey, input: Input) -> Result<Applied, EngineError> {
         let input = Arc::new(input);
         let mut crashes = 0;
-        for _ in 0..MAX_DELIVERIES {
+        for n in 0..MAX_DELIVERIES {
+            if n > 0 {
+                self.shared.metrics.redeliveries.inc();
+            }
             let delivery = Arc::new(Delivery::default());
             let attempt = self.deliver(key, Arc::clone(&input), &delivery).await;
             match attempt {
@@ -229,17 +244,14 @@ impl Engine {
         delivery: &Arc<Delivery>,
     ) -> Result<incident::Pending, EngineError> {
         let (tx, mut rx) = oneshot::channel();
-        let msg = RouterMsg::Route {
-            key: key.clone(),
-            msg: IncidentMsg::Apply {
+        self.send(
+            key,
+            IncidentMsg::Apply {
                 input,
                 reply: tx,
                 delivery: Arc::clone(delivery),
             },
-        };
-        self.router
-            .cast(msg)
-            .map_err(|_| EngineError::ShuttingDown)?;
+        )?;
         let answer = match tokio::time::timeout(self.reply_timeout, &mut rx).await {
             Ok(answer) => answer,
             Err(_) if delivery.abandon() => return Err(EngineError::Timeout),
@@ -294,7 +306,7 @@ impl Engine {
     }
 
     /// Asks the incident's actor whether a close for `epoch` is still owed, and returns the alert
-    /// if it is. The answer reflects every input routed before the question.
+    /// if it is. The answer reflects every input answered before the question was sent.
     pub async fn claim_close(
         &self,
         key: &AlertKey,

@@ -1,12 +1,14 @@
-//! The supervisor of incident actors, and the only way to reach one.
+//! The supervisor of incident actors, and the only one that starts or stops them.
 //!
-//! It owns the map from incident to actor, so routing, spawning, idle retirement and crash
-//! replacement are serialised in one place and can never race: an incident has at most one
-//! actor at any time, and its inputs are applied in the order they were routed (after a crash,
-//! the inputs it lost are delivered again by their callers, behind those routed meanwhile).
+//! It owns the map from incident to actor, so spawning, idle retirement and crash replacement
+//! are serialised in one place and can never race: an incident has at most one actor at any
+//! time. Callers reach a live actor directly through the [`Directory`], and come to the router
+//! only for an incident with no live actor. An input is applied after every input that reached
+//! the actor before it (after a crash, the inputs it lost are delivered again by their callers,
+//! behind those delivered meanwhile).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -25,11 +27,76 @@ pub enum RouterMsg {
     LiveActors(ractor::RpcReplyPort<usize>),
 }
 
+/// The live incident actors that callers may cast to directly, skipping the router's hop.
+///
+/// Only the router adds or removes entries. A caller casts while it holds the lock, and the
+/// router removes an actor's entry before it casts `Retire` to it, so every direct cast is in
+/// the actor's mailbox ahead of its `Retire`: none reaches an actor that was told to retire.
+#[derive(Default)]
+pub struct Directory(Mutex<HashMap<AlertKey, Entry>>);
+
+struct Entry {
+    actor: ActorRef<IncidentMsg>,
+    /// When an input was last cast to it, by a caller or by the router.
+    last_used: Instant,
+}
+
+impl Directory {
+    fn lock(&self) -> MutexGuard<'_, HashMap<AlertKey, Entry>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Casts to the incident's live actor. Gives the message back if there is none, or if the
+    /// actor has stopped and the router has not heard of it yet: the caller then routes it.
+    pub fn cast(&self, key: &AlertKey, msg: IncidentMsg) -> Result<(), IncidentMsg> {
+        let mut live = self.lock();
+        let Some(entry) = live.get_mut(key) else {
+            return Err(msg);
+        };
+        match entry.actor.cast(msg) {
+            Ok(()) => {
+                entry.last_used = Instant::now();
+                Ok(())
+            }
+            Err(ractor::MessagingErr::SendErr(msg)) => Err(msg),
+            // Not reachable for a typed `ActorRef`; the dropped reply port tells the caller.
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn insert(&self, key: AlertKey, actor: ActorRef<IncidentMsg>) {
+        let entry = Entry {
+            actor,
+            last_used: Instant::now(),
+        };
+        self.lock().insert(key, entry);
+    }
+
+    /// Removes the incident's entry if it is still `actor_id`'s, and gives its actor back.
+    fn remove(&self, key: &AlertKey, actor_id: ActorId) -> Option<ActorRef<IncidentMsg>> {
+        let mut live = self.lock();
+        match live.get(key) {
+            Some(e) if e.actor.get_id() == actor_id => live.remove(key).map(|e| e.actor),
+            _ => None,
+        }
+    }
+
+    /// When each live actor was last used, by id (ids are `Copy`: no key is cloned under the
+    /// lock, which callers wait on).
+    fn last_used(&self) -> Vec<(Instant, ActorId)> {
+        self.lock()
+            .values()
+            .map(|e| (e.last_used, e.actor.get_id()))
+            .collect()
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
 enum Slot {
-    Live {
-        actor: ActorRef<IncidentMsg>,
-        last_used: Instant,
-    },
+    Live(ActorId),
     /// Told to retire; inputs that arrive meanwhile wait here for its successor.
     Retiring {
         actor_id: ActorId,
@@ -44,6 +111,7 @@ const CHILD_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct RouterState {
     shared: Arc<Shared>,
+    directory: Arc<Directory>,
     idle_timeout: Duration,
     max_live: usize,
     slots: HashMap<AlertKey, Slot>,
@@ -52,6 +120,7 @@ pub struct RouterState {
 
 pub struct RouterArgs {
     pub shared: Arc<Shared>,
+    pub directory: Arc<Directory>,
     pub idle_timeout: Duration,
     /// Live actors beyond this retire the least recently used, so memory stays bounded even
     /// when many incidents are touched within one idle timeout.
@@ -72,6 +141,7 @@ impl Actor for Router {
         myself.send_interval(period, || RouterMsg::Sweep);
         Ok(RouterState {
             shared: args.shared,
+            directory: args.directory,
             idle_timeout: args.idle_timeout,
             max_live: args.max_live.max(1),
             slots: HashMap::new(),
@@ -102,8 +172,9 @@ impl Actor for Router {
     async fn post_stop(
         &self,
         myself: ActorRef<Self::Msg>,
-        _state: &mut RouterState,
+        state: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
+        state.directory.clear();
         // Not `stop_children_and_wait`: it does not wait for a child already stopping (retiring).
         let children = myself.get_children();
         for child in &children {
@@ -135,34 +206,18 @@ impl Actor for Router {
     }
 }
 
-/// Tells a live actor to retire. `Retire` goes through the mailbox, behind every input already
-/// routed to it; inputs routed later wait in the slot for its successor.
-fn retire(slot: &mut Slot) {
-    if let Slot::Live { actor, .. } = slot {
-        let actor_id = actor.get_id();
-        let _ = actor.cast(IncidentMsg::Retire);
-        *slot = Slot::Retiring {
-            actor_id,
-            waiting: VecDeque::new(),
-        };
-    }
-}
-
 impl RouterState {
     async fn route(&mut self, myself: &ActorRef<RouterMsg>, key: AlertKey, msg: IncidentMsg) {
         match self.slots.get_mut(&key) {
-            Some(Slot::Live { actor, last_used }) => {
-                *last_used = Instant::now();
-                match actor.cast(msg) {
-                    Ok(()) => {}
+            // The caller looked before this actor was in the directory.
+            Some(Slot::Live(actor_id)) => {
+                let actor_id = *actor_id;
+                if let Err(msg) = self.directory.cast(&key, msg) {
                     // The actor died and its exit event is still queued behind us: replace it.
-                    Err(ractor::MessagingErr::SendErr(msg)) => {
-                        let id = actor.get_id();
-                        self.keys.remove(&id);
-                        self.slots.remove(&key);
-                        self.spawn(myself, key, VecDeque::from([msg])).await;
-                    }
-                    Err(_) => {}
+                    self.directory.remove(&key, actor_id);
+                    self.keys.remove(&actor_id);
+                    self.slots.remove(&key);
+                    self.spawn(myself, key, VecDeque::from([msg])).await;
                 }
             }
             Some(Slot::Retiring { waiting, .. }) => waiting.push_back(msg),
@@ -182,17 +237,15 @@ impl RouterState {
         };
         match Actor::spawn_linked(None, IncidentActor, args, myself.get_cell()).await {
             Ok((actor, _join)) => {
+                self.shared.metrics.actor_starts.inc();
+                // Before it is in the directory, so no direct cast can overtake them.
                 for m in msgs {
                     let _ = actor.cast(m);
                 }
-                self.keys.insert(actor.get_id(), key.clone());
-                self.slots.insert(
-                    key,
-                    Slot::Live {
-                        actor,
-                        last_used: Instant::now(),
-                    },
-                );
+                let actor_id = actor.get_id();
+                self.keys.insert(actor_id, key.clone());
+                self.slots.insert(key.clone(), Slot::Live(actor_id));
+                self.directory.insert(key, actor);
             }
             // ractor could not start the actor: the waiting callers see their reply ports
             // dropped and answer 503.
@@ -204,13 +257,29 @@ impl RouterState {
         self.shared.metrics.live_actors.set(self.keys.len() as i64);
     }
 
+    /// Tells a live actor to retire. Its directory entry goes first, so that `Retire` is behind
+    /// every input cast to it; inputs routed later wait in the slot for its successor.
+    fn retire(&mut self, actor_id: ActorId) {
+        let Some(key) = self.keys.get(&actor_id) else {
+            return;
+        };
+        let Some(actor) = self.directory.remove(key, actor_id) else {
+            return;
+        };
+        let _ = actor.cast(IncidentMsg::Retire);
+        if let Some(slot) = self.slots.get_mut(key) {
+            *slot = Slot::Retiring {
+                actor_id,
+                waiting: VecDeque::new(),
+            };
+        }
+    }
+
     fn sweep(&mut self) {
         let now = Instant::now();
-        for slot in self.slots.values_mut() {
-            if let Slot::Live { last_used, .. } = slot {
-                if now.duration_since(*last_used) >= self.idle_timeout {
-                    retire(slot);
-                }
+        for (last_used, actor_id) in self.directory.last_used() {
+            if now.duration_since(last_used) >= self.idle_timeout {
+                self.retire(actor_id);
             }
         }
     }
@@ -221,24 +290,15 @@ impl RouterState {
         if self.slots.len() <= self.max_live {
             return;
         }
-        let mut live: Vec<(Instant, AlertKey)> = self
-            .slots
-            .iter()
-            .filter_map(|(k, s)| match s {
-                Slot::Live { last_used, .. } => Some((*last_used, k.clone())),
-                Slot::Retiring { .. } => None,
-            })
-            .collect();
+        let mut live = self.directory.last_used();
         let target = self.max_live - self.max_live / 10;
         let excess = live.len().saturating_sub(target);
         if excess == 0 {
             return;
         }
         live.select_nth_unstable_by_key(excess - 1, |(t, _)| *t);
-        for (_, key) in live.into_iter().take(excess) {
-            if let Some(slot) = self.slots.get_mut(&key) {
-                retire(slot);
-            }
+        for (_, actor_id) in live.into_iter().take(excess) {
+            self.retire(actor_id);
         }
     }
 
@@ -259,12 +319,16 @@ impl RouterState {
         }
         let waiting = match self.slots.remove(&key) {
             Some(Slot::Retiring { actor_id, waiting }) if actor_id == id => waiting,
-            Some(Slot::Live { actor, last_used }) if actor.get_id() != id => {
-                self.slots
-                    .insert(key.clone(), Slot::Live { actor, last_used });
+            // It died while live: callers that cast to it meanwhile deliver their inputs again.
+            Some(Slot::Live(actor_id)) if actor_id == id => {
+                self.directory.remove(&key, id);
                 VecDeque::new()
             }
-            _ => VecDeque::new(),
+            Some(other) => {
+                self.slots.insert(key.clone(), other);
+                VecDeque::new()
+            }
+            None => VecDeque::new(),
         };
         if !waiting.is_empty() {
             self.spawn(myself, key, waiting).await;

@@ -378,3 +378,104 @@ async fn an_input_whose_caller_gave_up_is_never_applied() {
     assert_eq!(engine.store().history(&first.alert.id).unwrap().len(), 1);
     engine.shutdown().await;
 }
+
+/// Inputs for a live actor go to it directly, past the router; the router must still see them
+/// as use, or it retires busy actors as idle and evicts the busiest first.
+#[tokio::test]
+async fn direct_inputs_keep_an_actor_from_idling_out_or_being_evicted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let engine = Engine::start(
+        store,
+        Metrics::new(),
+        EngineOptions {
+            idle_timeout: Duration::from_secs(1),
+            max_live_actors: 10,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let hot = key("inc-hot");
+    let mut version = 0;
+    // 3 s of an input every 100 ms, each followed by a new incident: over the 1 s idle timeout
+    // three times, and over the cap of 10 live actors (so the least recently used are evicted).
+    for i in 0..30 {
+        version += 1;
+        engine
+            .apply(&hot, Input::Webhook(snap("inc-hot", true, version)))
+            .await
+            .unwrap();
+        let cold = format!("inc-cold-{i}");
+        engine
+            .apply(&key(&cold), Input::Webhook(snap(&cold, true, 1)))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One start per cold incident and one for the hot one: it was never retired.
+    assert_eq!(engine.metrics().actor_starts.get(), 31);
+    engine.shutdown().await;
+}
+
+/// Actors retiring all the time (a 50 ms sweep of a 1 ms idle timeout) while inputs keep
+/// coming. Beside two webhook callers, each incident has a third caller whose close claims
+/// take 40 ms (`CLAIM_SLOW`): a sweep during one finds the actor idle for over 1 ms with
+/// inputs queued, so the callers answered after it cast their next inputs while `Retire` waits
+/// in the mailbox. Every input must be applied exactly once, and none taken for a crash or
+/// handed again (none reached the actor after it was told to retire).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inputs_sent_while_actors_retire_are_applied_once_and_never_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), Duration::from_millis(1)).await;
+    let incident = |i: u64| format!("{}r{i}", crate::faults::CLAIM_SLOW);
+    let mut chains = Vec::new();
+    for c in 0..6u64 {
+        let engine = engine.clone();
+        let incident = incident(c / 2);
+        chains.push(tokio::spawn(async move {
+            let k = key(&incident);
+            // The two webhook callers of an incident send its odd and its even versions.
+            for n in 1..=40i64 {
+                let version = 2 * n - (c % 2) as i64;
+                engine
+                    .apply(&k, Input::Webhook(snap(&incident, n % 7 != 0, version)))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for i in 0..3 {
+        let engine = engine.clone();
+        let k = key(&incident(i));
+        chains.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                engine.claim_close(&k, 0).await.unwrap();
+            }
+        }));
+    }
+    for chain in chains {
+        chain.await.unwrap();
+    }
+    let metrics = engine.metrics();
+    assert!(
+        metrics.actor_starts.get() > 6,
+        "the test must make actors retire while inputs arrive: {} starts",
+        metrics.actor_starts.get()
+    );
+    assert_eq!(metrics.actor_restarts.get(), 0);
+    assert_eq!(metrics.redeliveries.get(), 0);
+    for i in 0..3 {
+        let incident = incident(i);
+        let id = engine
+            .store()
+            .alert_id_for("src", &incident)
+            .unwrap()
+            .unwrap();
+        let alert = engine.store().alert(&id).unwrap().unwrap();
+        assert_eq!(alert.max_version, Some(80), "{incident}");
+        // Every webhook leaves one history entry, applied or found stale.
+        assert_eq!(engine.store().history(&id).unwrap().len(), 80, "{incident}");
+    }
+    engine.shutdown().await;
+}
