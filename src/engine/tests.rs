@@ -18,17 +18,19 @@ fn snap(incident: &str, open: bool, version: i64) -> Snapshot {
 }
 
 async fn engine(dir: &std::path::Path, idle: Duration) -> Engine {
-    let store = Store::open(dir, &StoreOptions::default()).unwrap();
-    Engine::start(
-        store,
-        Metrics::new(),
+    engine_with(
+        dir,
         EngineOptions {
             idle_timeout: idle,
             ..Default::default()
         },
     )
     .await
-    .unwrap()
+}
+
+async fn engine_with(dir: &std::path::Path, opts: EngineOptions) -> Engine {
+    let store = Store::open(dir, &StoreOptions::default()).unwrap();
+    Engine::start(store, Metrics::new(), opts).await.unwrap()
 }
 
 fn key(incident: &str) -> AlertKey {
@@ -204,18 +206,15 @@ async fn a_crash_is_retried_once_and_a_poison_event_is_quarantined() {
 #[tokio::test]
 async fn live_actors_stay_under_the_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    let engine = Engine::start(
-        store,
-        Metrics::new(),
+    let engine = engine_with(
+        dir.path(),
         EngineOptions {
             idle_timeout: Duration::from_secs(600),
             max_live_actors: 20,
             ..Default::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
     for i in 0..100 {
         let incident = format!("inc-{i}");
         engine
@@ -324,17 +323,14 @@ async fn an_input_whose_caller_gave_up_is_never_applied() {
     // input, 1 s more): each margin below is 0.5 s, for a busy machine.
     let reply_timeout = Duration::from_secs(1);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    let engine = Engine::start(
-        store,
-        Metrics::new(),
+    let engine = engine_with(
+        dir.path(),
         EngineOptions {
             reply_timeout,
             ..Default::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
     let incident = format!("{SLOW}x");
     let k = key(&incident);
     // The first input is slow: its caller times out, but the actor had started on it, so the
@@ -384,18 +380,15 @@ async fn an_input_whose_caller_gave_up_is_never_applied() {
 #[tokio::test]
 async fn direct_inputs_keep_an_actor_from_idling_out_or_being_evicted() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    let engine = Engine::start(
-        store,
-        Metrics::new(),
+    let engine = engine_with(
+        dir.path(),
         EngineOptions {
             idle_timeout: Duration::from_secs(1),
             max_live_actors: 10,
             ..Default::default()
         },
     )
-    .await
-    .unwrap();
+    .await;
     let hot = key("inc-hot");
     let mut version = 0;
     // 3 s of an input every 100 ms, each followed by a new incident: over the 1 s idle timeout
@@ -424,6 +417,8 @@ async fn direct_inputs_keep_an_actor_from_idling_out_or_being_evicted() {
 /// inputs queued, so the callers answered after it cast their next inputs while `Retire` waits
 /// in the mailbox. Every input must be applied exactly once, and none taken for a crash or
 /// handed again (none reached the actor after it was told to retire).
+#[cfg(feature = "fault-injection")]
+// Four workers: a slow claim blocks one, while the router's sweep and the other callers run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn inputs_sent_while_actors_retire_are_applied_once_and_never_lost() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
 import sys, collections
-exec(open('/tmp/pb/cls15.py').read().split('rules=[')[0])
+import os; exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '2026-11-27-h', 'cls15.py')).read().split('rules=[')[0])
 # leaf frames under Directory::cast
 c=collections.Counter(); n=0; m=0
 for comm, fr in samples(sys.argv[1]):

@@ -1,5 +1,5 @@
 import sys
-exec(open('/tmp/pb/cls15.py').read().split('rules=[')[0])
+import os; exec(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '2026-11-27-h', 'cls15.py')).read().split('rules=[')[0])
 pats=sys.argv[2:]; n=0; c={p:0 for p in pats}
 for comm, fr in samples(sys.argv[1]):
     n+=1
