@@ -209,13 +209,14 @@ impl Actor for Router {
 impl RouterState {
     async fn route(&mut self, myself: &ActorRef<RouterMsg>, key: AlertKey, msg: IncidentMsg) {
         match self.slots.get_mut(&key) {
-            // The caller looked before this actor was in the directory.
+            // The caller looked before this actor was in the directory, or its cast there failed.
             Some(Slot::Live(actor_id)) => {
                 let actor_id = *actor_id;
                 if let Err(msg) = self.directory.cast(&key, msg) {
-                    // The actor died and its exit event is still queued behind us: replace it.
+                    // The actor is stopping after a crash, and its exit event has not been sent
+                    // yet (ractor handles one ahead of any queued input): replace it now. Its
+                    // `keys` entry stays, so that `exited` still counts and logs the crash.
                     self.directory.remove(&key, actor_id);
-                    self.keys.remove(&actor_id);
                     self.slots.remove(&key);
                     self.spawn(myself, key, VecDeque::from([msg])).await;
                 }

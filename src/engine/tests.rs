@@ -84,7 +84,7 @@ async fn one_incidents_inputs_apply_in_order_and_alerts_are_shared() {
 #[tokio::test]
 async fn idle_actors_retire_and_come_back_with_their_state() {
     let dir = tempfile::tempdir().unwrap();
-    // 1 s idle: the idle clock starts when the input is routed, so the step, its fsync and
+    // 1 s idle: the idle clock starts when the input is sent to the actor, so the step, its fsync and
     // the count below must fit in it on a loaded machine.
     let engine = engine(dir.path(), Duration::from_secs(1)).await;
     let k = key("inc-idle");
@@ -384,7 +384,7 @@ async fn direct_inputs_keep_an_actor_from_idling_out_or_being_evicted() {
         dir.path(),
         EngineOptions {
             idle_timeout: Duration::from_secs(1),
-            max_live_actors: 10,
+            max_live_actors: 4,
             ..Default::default()
         },
     )
@@ -392,7 +392,8 @@ async fn direct_inputs_keep_an_actor_from_idling_out_or_being_evicted() {
     let hot = key("inc-hot");
     let mut version = 0;
     // 3 s of an input every 100 ms, each followed by a new incident: over the 1 s idle timeout
-    // three times, and over the cap of 10 live actors (so the least recently used are evicted).
+    // three times, and over the cap of 4 live actors at every new incident from the fifth on,
+    // each time evicting the least recently used (never the hot one, just used).
     for i in 0..30 {
         version += 1;
         engine
