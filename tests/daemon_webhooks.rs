@@ -1076,8 +1076,9 @@ async fn metric(d: &Daemon, name: &str) -> f64 {
 #[tokio::test]
 async fn idle_actors_stop_and_reload_their_alert_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    // 2 s idle: the idle clock starts when an input is sent to its actor, and the last check below
-    // (a webhook's fsync and reply, then a metrics request) must fit in it on a busy machine.
+    // 2 s idle: the idle clock starts when an input is sent to its actor, and the last check
+    // below (a webhook's fsync and reply, then a metrics request) must fit in it on a busy
+    // machine.
     let d = Daemon::start(dir.path(), &["--idle-actor-timeout", "2s"]);
     let (src, token) = d.create_source("prod").await;
     let (alert_id, _) = d.accept_webhook(&src, &token, &fixture("01-new")).await;

@@ -84,8 +84,8 @@ async fn one_incidents_inputs_apply_in_order_and_alerts_are_shared() {
 #[tokio::test]
 async fn idle_actors_retire_and_come_back_with_their_state() {
     let dir = tempfile::tempdir().unwrap();
-    // 1 s idle: the idle clock starts when the input is sent to the actor, so the step, its fsync and
-    // the count below must fit in it on a loaded machine.
+    // 1 s idle: the idle clock starts when the input is sent to the actor, so the step, its
+    // fsync and the count below must fit in it on a loaded machine.
     let engine = engine(dir.path(), Duration::from_secs(1)).await;
     let k = key("inc-idle");
     let first = engine
