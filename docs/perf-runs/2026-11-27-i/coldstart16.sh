@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# coldstart.sh BIN IMG TAG [cold|warm]: fresh copy of the crash image IMG; start with BIN, the page cache dropped
+# coldstart16.sh BIN IMG TAG [cold|warm]: fresh copy of the crash image IMG; start with BIN, the page cache dropped
 # first (cold, the default) or kept (warm); print the start's parts; stop. The start's log: cs-TAG.log (cold),
 # ws-TAG.log (warm).
 BIN=$1; IMG=$2; TAG=$3; MODE=${4:-cold}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# imgnear.sh BIN NAME [FRAC]: fresh 1M copy; new incidents at 64 connections; after the second fold, waits FRAC
-# (default 0.92) of the time between the first two folds and SIGKILLs: close to the forced bound unfolded.
+# imgnear16.sh BIN NAME SEED: fresh copy of SEED (1M); new incidents at 64 connections; after the second fold,
+# waits 0.92 (FRAC) of the time between the first two folds and SIGKILLs: close to the forced bound unfolded.
 BIN=$1; NAME=$2; SEED=$3; FRAC=0.92
 rm -rf /tmp/pb/w1 /tmp/pb/$NAME && cp -a $SEED /tmp/pb/w1 && sync
 /tmp/pb/startm.sh $BIN /tmp/pb/w1

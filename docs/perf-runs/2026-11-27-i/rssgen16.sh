@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# rssgen.sh BIN SEED TAG: fresh synced copy of SEED; start BIN; rest RSS; default load 3 x 8 s; RSS after, VmHWM; stop
+# rssgen16.sh BIN SEED TAG: fresh synced copy of SEED; start BIN; rest RSS; default load 3 x 8 s; RSS after, VmHWM; stop
 BIN=$1; SEED=$2; TAG=$3; R=/tmp/pb/runs/s16
 rm -rf /tmp/pb/w1 && cp -a $SEED /tmp/pb/w1 && sync
 /tmp/pb/startm.sh $BIN /tmp/pb/w1 > $R/$TAG.start
