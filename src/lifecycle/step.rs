@@ -208,7 +208,11 @@ fn webhook(current: &Alert, snap: &Snapshot, ctx: &Ctx) -> Step {
         }
     }
     let digest = snap.digest();
-    if current.last_digest.as_deref() == Some(digest.as_str()) {
+    if current
+        .last_digest
+        .as_deref()
+        .is_some_and(|stored| snap.has_digest(stored, &digest))
+    {
         return unchanged(Outcome::Duplicate);
     }
 

@@ -241,6 +241,39 @@ fn rule2_identical_event_is_duplicate() {
     assert_eq!(story.history.len(), 3);
 }
 
+/// An alert written before the digest became XXH3 holds a SHA-256 digest: the resend of its
+/// last event must still be a duplicate, not an update.
+#[test]
+fn rule2_digest_stored_before_xxh3_still_catches_the_resend() {
+    let mut story = Story::default();
+    story.webhook(new_event(1_000));
+    story.webhook(updated_event(2_000));
+    let legacy = updated_event(2_000).legacy_digest();
+    story.alert.as_mut().expect("alert exists").last_digest = Some(legacy.clone());
+    let step = story.webhook(updated_event(2_000));
+    assert_eq!(step.outcome, Outcome::Duplicate);
+    assert_eq!(story.alert().last_digest.as_deref(), Some(legacy.as_str()));
+    // Other content applies, and the alert then holds the new kind of digest.
+    assert_eq!(
+        story.webhook(closed_event(2_000)).outcome,
+        Outcome::Resolved
+    );
+    let stored = story.alert().last_digest.clone().expect("digest stored");
+    assert_eq!(stored, closed_event(2_000).digest());
+    assert!(stored.starts_with("x3:"), "{stored}");
+}
+
+/// Digests are stored in alerts: if either function's output changed, every incident's next
+/// resend would count as an update instead of a duplicate.
+#[test]
+fn digests_are_stable_across_releases() {
+    let s = updated_event(2_000);
+    assert_eq!(s.digest(), "x3:ddd352bd83c50897dc746f401916553e");
+    assert_eq!(s.legacy_digest(), "5383bfa8b5051f123be371c28bde24ae");
+    assert_ne!(s.digest(), closed_event(2_000).digest());
+    assert_ne!(s.legacy_digest(), closed_event(2_000).legacy_digest());
+}
+
 #[test]
 fn rule2_same_version_with_different_content_applies() {
     let mut story = Story::default();
