@@ -298,8 +298,9 @@ async fn list_alerts(
             .and_then(Value::as_str)
             .filter(|c| !c.is_empty())
             .map(str::to_owned);
-        // An empty page or a cursor that does not move would loop forever.
-        let stuck = page.is_empty() || next == cursor;
+        // A page may be short, even empty, when the daemon's walk for it ran out (docs/api.md);
+        // only a cursor that does not move would loop forever.
+        let stuck = next == cursor;
         cursor = next;
         if cursor.is_none() || stuck || alerts.len() >= MAX_LISTED_ALERTS {
             return Ok((alerts, cursor));

@@ -17,7 +17,9 @@
 //!   `h:` key: a step costs one sled operation for the alert and its history, not two.
 //! - `n:<incident_id>\0<source_id>` → alert id (one alert per source and incident; also the
 //!   index of the listing by incident)
-//! - `xs:<status>:<alert_id>`, `xr:<source_id>\0<alert_id>` → listing indexes
+//! - `xs:firing:<alert_id>`, `xr:<source_id>\0<alert_id>` → listing indexes. Only firing alerts
+//!   are indexed by status (store format 5): a resolve or a re-fire then costs one index
+//!   operation, not two, and resolved alerts are listed as the alerts not in that index.
 //! - `o:<alert_id>:<epoch u32 BE>:<kind>` → outbox entry
 //! - `s:<source_id>` → alert source
 //! - `g:bigpanda` → the BigPanda integration (API key included; the data dir is 0700)
@@ -55,15 +57,27 @@ const FORMAT_LZ4: u8 = 3;
 /// Largest record a `FORMAT_LZ4` header may announce: far above any real alert (webhook bodies
 /// are limited to 1 MiB), so a damaged length cannot make a read allocate gigabytes.
 const MAX_RECORD_BYTES: usize = 64 << 20;
-/// The store format. 4: alert records and history chunks may be `FORMAT_LZ4`. 3: `n:` keys
-/// instead of `i:` keys and the `xn:` index. Older stores are upgraded on open: their alert and
-/// history records read as they are, the incident keys of 2 (history chunks with `i:` keys)
-/// and 1 (before history chunks) are moved, and the store is marked 4, so an older binary
-/// refuses it instead of misreading it.
-const STORE_FORMAT: u8 = 4;
-/// Store formats [`upgrade_incident_keys`] brings to [`STORE_FORMAT`] (store formats, not the
-/// record formats above).
-const UPGRADABLE_FORMATS: [u8; 3] = [1, 2, 3];
+/// The store format. 5: no `xs:resolved:` index. 4: alert records and history chunks may be
+/// `FORMAT_LZ4`. 3: `n:` keys instead of `i:` keys and the `xn:` index. Older stores are
+/// upgraded on open: their alert and history records read as they are, the incident keys of 2
+/// (history chunks with `i:` keys) and 1 (before history chunks) are moved, the index of
+/// resolved alerts goes, and the store is marked 5, so an older binary refuses it instead of
+/// misreading it.
+const STORE_FORMAT: u8 = 5;
+/// Store formats [`upgrade`] brings to [`STORE_FORMAT`] (store formats, not the record formats
+/// above).
+const UPGRADABLE_FORMATS: [u8; 4] = [1, 2, 3, 4];
+/// How much one page of a listing may examine before it is returned short, with a cursor to
+/// go on from: a record read costs [`LIST_READ_COST`], a key passed over 1. This bounds a page
+/// whose filter matches few of the alerts it walks (resolved alerts among many firing ones, one
+/// status of one source) at ~2,000 records read, some 10–20 ms. Small in tests, so that they
+/// cross it.
+const LIST_BUDGET: usize = if cfg!(test) { 300 } else { 20_000 };
+const LIST_READ_COST: usize = 10;
+/// The index of firing alerts; resolved alerts are not indexed by status.
+const FIRING_INDEX: &[u8] = b"xs:firing:";
+/// The index of resolved alerts that formats before 5 kept.
+const RESOLVED_INDEX_BEFORE_5: &[u8] = b"xs:resolved:";
 /// Present while an upgrade is under way (the store is already marked [`STORE_FORMAT`]).
 const UPGRADING_KEY: &[u8] = b"m:upgrading";
 /// Keys moved per sled batch by an upgrade; small in tests so they cross batches.
@@ -274,12 +288,14 @@ fn step_record(previous: Option<&StoredAlert>, step: &Step) -> (Record, HistoryT
                 alert.id.as_bytes(),
             );
             w.insert(&source_index(&alert.source_id, &alert.id), &[]);
-            w.insert(&status_index(alert.status, &alert.id), &[]);
+            if alert.status == AlertStatus::Firing {
+                w.insert(&firing_index(&alert.id), &[]);
+            }
         }
-        Some(prev) if prev.status != alert.status => {
-            w.remove(&status_index(prev.status, &alert.id));
-            w.insert(&status_index(alert.status, &alert.id), &[]);
-        }
+        Some(prev) if prev.status != alert.status => match alert.status {
+            AlertStatus::Firing => w.insert(&firing_index(&alert.id), &[]),
+            AlertStatus::Resolved => w.remove(&firing_index(&alert.id)),
+        },
         Some(_) => {}
     }
     for effect in &step.effects {
@@ -555,8 +571,8 @@ fn history_key(id: &str, seq: u64) -> Vec<u8> {
 fn incident_key(source_id: &str, incident_id: &str) -> Vec<u8> {
     key(&[b"n:", incident_id.as_bytes(), b"\0", source_id.as_bytes()])
 }
-fn status_index(status: AlertStatus, id: &str) -> Vec<u8> {
-    key(&[b"xs:", status.as_str().as_bytes(), b":", id.as_bytes()])
+fn firing_index(id: &str) -> Vec<u8> {
+    key(&[FIRING_INDEX, id.as_bytes()])
 }
 fn source_index(source_id: &str, id: &str) -> Vec<u8> {
     key(&[b"xr:", source_id.as_bytes(), b"\0", id.as_bytes()])
@@ -576,14 +592,15 @@ fn source_key(id: &str) -> Vec<u8> {
 }
 const INTEGRATION_KEY: &[u8] = b"g:bigpanda";
 
-/// Brings a format-1 or -2 store to [`STORE_FORMAT`]: each `i:<source>\0<incident>` key becomes
-/// `n:<incident>\0<source>` and the `xn:` index goes (the `n:` keys are that index now); its
-/// alert and history records read as they are. Runs before the store takes writes. The first
-/// batch marks the store [`STORE_FORMAT`] and [`UPGRADING_KEY`], so that from then on an older
-/// binary refuses it and the next open resumes an upgrade cut short; the keys then move in sled
+/// Brings a store of an older format to [`STORE_FORMAT`]. In a format-1 or -2 store each
+/// `i:<source>\0<incident>` key becomes `n:<incident>\0<source>` and the `xn:` index goes (the
+/// `n:` keys are that index now); the `xs:resolved:` index of formats 1 to 4 goes; alert and
+/// history records read as they are. Runs before the store takes writes. The first batch marks
+/// the store [`STORE_FORMAT`] and [`UPGRADING_KEY`], so that from then on an older binary
+/// refuses it and the next open resumes an upgrade cut short; the keys then move in sled
 /// batches (atomic, and sled recovers a prefix of its batches) that are idempotent, and the
 /// marker goes last.
-fn upgrade_incident_keys(db: &sled::Db, from: u8) -> Result<(), StoreError> {
+fn upgrade(db: &sled::Db, from: u8) -> Result<(), StoreError> {
     let started = Instant::now();
     let mut mark = sled::Batch::default();
     mark.insert(FORMAT_KEY, &[STORE_FORMAT]);
@@ -634,27 +651,36 @@ fn upgrade_incident_keys(db: &sled::Db, from: u8) -> Result<(), StoreError> {
             );
         }
     }
-    loop {
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
-        for k in db.scan_prefix(b"xn:").keys().take(UPGRADE_BATCH) {
-            batch.remove(k?);
-            n += 1;
-        }
-        if n == 0 {
-            break;
-        }
-        db.apply_batch(batch)?;
-    }
+    remove_prefix(db, b"xn:")?;
+    let resolved = remove_prefix(db, RESOLVED_INDEX_BEFORE_5)?;
     db.remove(UPGRADING_KEY)?;
     tracing::info!(
         from,
         to = STORE_FORMAT,
         incidents = moved,
+        resolved_index_entries_removed = resolved,
         seconds = started.elapsed().as_secs_f64(),
         "Store upgraded."
     );
     Ok(())
+}
+
+/// Removes every key under `prefix`, in sled batches; returns how many.
+fn remove_prefix(db: &sled::Db, prefix: &[u8]) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for k in db.scan_prefix(prefix).keys().take(UPGRADE_BATCH) {
+            batch.remove(k?);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(removed);
+        }
+        db.apply_batch(batch)?;
+        removed += n;
+    }
 }
 
 /// Makes `dir` mode 0700 (creating it first when `create`) and every entry sled put in it
@@ -722,6 +748,31 @@ fn alert_id_in(
     Ok(tree
         .get(incident_key(source_id, incident_id))?
         .map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
+/// The alert ids of the keys under `prefix` (each key is the prefix and an alert id), newest
+/// first, below `cursor`.
+fn ids_below(
+    tree: &sled::Db,
+    prefix: &[u8],
+    cursor: Option<&str>,
+) -> impl Iterator<Item = Result<String, StoreError>> {
+    let upper = match cursor {
+        Some(c) => key(&[prefix, c.as_bytes()]),
+        None => {
+            let mut end = prefix.to_vec();
+            // The prefix's last byte is ':' or '\0'; bumping it bounds the range.
+            if let Some(last) = end.last_mut() {
+                *last += 1;
+            }
+            end
+        }
+    };
+    let skip = prefix.len();
+    tree.range(prefix..upper.as_slice()).rev().map(move |kv| {
+        let (k, _) = kv?;
+        Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
+    })
 }
 
 fn sled_config(dir: &Path, opts: &StoreOptions) -> sled::Config {
@@ -854,7 +905,7 @@ impl Store {
             _ => None,
         };
         if let Some(from) = upgrade_from {
-            upgrade_incident_keys(&db, from)?;
+            upgrade(&db, from)?;
             wal::sync_store(&wal_dir, &db, &log)?;
         }
         let faults = Arc::new(Faults::default());
@@ -1074,7 +1125,9 @@ impl Store {
         })
     }
 
-    /// Newest first. `cursor` is the id of the last alert of the previous page.
+    /// Newest first. `cursor` is the `next` of the previous page: the id of its last alert, or
+    /// of the last alert it examined when [`LIST_BUDGET`] ran out before the page was full (the
+    /// page is then short, even empty, and `next` still says more may follow).
     pub fn list_alerts(
         &self,
         filter: &AlertFilter,
@@ -1083,8 +1136,9 @@ impl Store {
     ) -> Result<(Vec<Alert>, Option<String>), StoreError> {
         self.read(|tree| {
             // Candidate alert ids, newest first and below the cursor, from the most selective
-            // index; the remaining filters are checked on each record.
-            let ids: Box<dyn Iterator<Item = Result<String, StoreError>>> =
+            // index; the remaining filters are checked on each record. A candidate marked
+            // `true` is known not to match by its key alone.
+            let ids: Box<dyn Iterator<Item = Result<(String, bool), StoreError>>> =
                 if let Some(inc) = &filter.incident_id {
                     // An incident has one alert per source: its `n:` keys, sorted here.
                     let mut ids = tree
@@ -1094,36 +1148,59 @@ impl Store {
                         .collect::<Result<Vec<String>, StoreError>>()?;
                     ids.retain(|id| cursor.is_none_or(|c| id.as_str() < c));
                     ids.sort_unstable_by(|a, b| b.cmp(a));
-                    Box::new(ids.into_iter().map(Ok))
-                } else {
-                    let prefix: Vec<u8> = if let Some(src) = &filter.source_id {
-                        key(&[b"xr:", src.as_bytes(), b"\0"])
-                    } else if let Some(st) = filter.status {
-                        key(&[b"xs:", st.as_str().as_bytes(), b":"])
-                    } else {
-                        b"a:".to_vec()
-                    };
-                    let upper = match cursor {
-                        Some(c) => key(&[&prefix, c.as_bytes()]),
-                        None => {
-                            let mut end = prefix.clone();
-                            // The prefix's last byte is ':' or '\0'; bumping it bounds the range.
-                            if let Some(last) = end.last_mut() {
-                                *last += 1;
+                    Box::new(ids.into_iter().map(|id| Ok((id, false))))
+                } else if let Some(src) = &filter.source_id {
+                    let prefix = key(&[b"xr:", src.as_bytes(), b"\0"]);
+                    Box::new(ids_below(tree, &prefix, cursor).map(|id| Ok((id?, false))))
+                } else if filter.status == Some(AlertStatus::Firing) {
+                    Box::new(ids_below(tree, FIRING_INDEX, cursor).map(|id| Ok((id?, false))))
+                } else if filter.status == Some(AlertStatus::Resolved) {
+                    // Resolved alerts have no index (store format 5): they are the alerts not
+                    // in the firing index. Both are walked newest first, side by side, so a
+                    // firing alert is passed over without reading its record.
+                    let mut firing = ids_below(tree, FIRING_INDEX, cursor).peekable();
+                    Box::new(ids_below(tree, b"a:", cursor).map(move |id| {
+                        let id = id?;
+                        loop {
+                            match firing.peek() {
+                                Some(Ok(f)) if *f > id => {
+                                    firing.next();
+                                }
+                                Some(Ok(f)) => {
+                                    let is_firing = *f == id;
+                                    return Ok((id, is_firing));
+                                }
+                                Some(Err(_)) => {
+                                    return match firing.next() {
+                                        Some(Err(e)) => Err(e),
+                                        _ => Ok((id, false)),
+                                    }
+                                }
+                                None => return Ok((id, false)),
                             }
-                            end
                         }
-                    };
-                    let skip = prefix.len();
-                    Box::new(tree.range(prefix..upper).rev().map(move |kv| {
-                        let (k, _) = kv?;
-                        Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
                     }))
+                } else {
+                    Box::new(ids_below(tree, b"a:", cursor).map(|id| Ok((id?, false))))
                 };
             let mut out = Vec::with_capacity(limit.min(512));
-            let mut more = false;
-            for id in ids {
-                let Some(alert) = alert_only(tree, &id?)? else {
+            let mut spent = 0;
+            let mut examined: Option<String> = None;
+            for candidate in ids {
+                if spent >= LIST_BUDGET {
+                    // A short page; the next one goes on below the last alert examined.
+                    return Ok((out, examined));
+                }
+                let (id, passed) = candidate?;
+                if passed {
+                    spent += 1;
+                    examined = Some(id);
+                    continue;
+                }
+                spent += LIST_READ_COST;
+                let alert = alert_only(tree, &id)?;
+                examined = Some(id);
+                let Some(alert) = alert else {
                     continue;
                 };
                 let keep = filter.status.is_none_or(|s| s == alert.status)
@@ -1139,17 +1216,12 @@ impl Store {
                     continue;
                 }
                 if out.len() == limit {
-                    more = true;
-                    break;
+                    let next = out.last().map(|a: &Alert| a.id.clone());
+                    return Ok((out, next));
                 }
                 out.push(alert);
             }
-            let next = if more {
-                out.last().map(|a| a.id.clone())
-            } else {
-                None
-            };
-            Ok((out, next))
+            Ok((out, None))
         })
     }
 

@@ -989,6 +989,13 @@ async fn upgrade_from(from: u8) {
     // its key already moved, its `xn:` entry not yet removed.
     apply(&store, "s2", Input::Webhook(snap("inc", true, 1)), "01J2").await;
     tree.insert(b"xn:inc\x0001J2", &[][..]).unwrap();
+    // Formats before 5 indexed resolved alerts too.
+    apply(&store, "s", Input::Webhook(snap("gone", false, 1)), "01J3").await;
+    assert_eq!(
+        store.alert("01J3").unwrap().unwrap().status,
+        AlertStatus::Resolved
+    );
+    tree.insert(b"xs:resolved:01J3", &[][..]).unwrap();
     tree.insert(FORMAT_KEY, &[from]).unwrap();
     // A handle held on keeps sled's file lock.
     drop(tree);
@@ -1003,11 +1010,17 @@ async fn upgrade_from(from: u8) {
     );
     assert_eq!(tree.scan_prefix(b"i:").count(), 0);
     assert_eq!(tree.scan_prefix(b"xn:").count(), 0);
+    assert_eq!(tree.scan_prefix(b"xs:resolved:").count(), 0);
     assert!(tree.get(UPGRADING_KEY).unwrap().is_none());
     assert_eq!(
         store.alert_id_for("s2", "inc").unwrap().as_deref(),
         Some("01J2")
     );
+    let resolved = AlertFilter {
+        status: Some(AlertStatus::Resolved),
+        ..Default::default()
+    };
+    assert_eq!(all_listed(&store, &resolved, 10), ["01J3"]);
     for i in 0..3 * UPGRADE_BATCH {
         let id = store.alert_id_for("s", &format!("bulk-{i}")).unwrap();
         assert_eq!(id, Some(format!("01JB{i:03}")));
@@ -1045,6 +1058,11 @@ async fn a_format_1_store_reads_moves_its_incident_keys_and_carries_on() {
 #[tokio::test]
 async fn a_format_2_store_moves_its_incident_keys_and_carries_on() {
     upgrade_from(2).await;
+}
+
+#[tokio::test]
+async fn a_format_4_store_loses_its_index_of_resolved_alerts_and_carries_on() {
+    upgrade_from(4).await;
 }
 
 /// A format-2 store with one incident, closed; returns its directory.
@@ -1279,7 +1297,7 @@ fn decompress_records(store: &Store, prefix: &[u8]) {
 }
 
 #[tokio::test]
-async fn a_format_3_store_with_plain_records_reads_and_is_marked_4() {
+async fn a_format_3_store_with_plain_records_reads_and_is_upgraded() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
     let stored = flap(&store, None, 0, 11, "01K").await;
@@ -1407,6 +1425,91 @@ async fn a_snapshot_left_half_written_by_a_kill_does_not_stop_the_next_open() {
         store.alert_id_for("s", "inc").unwrap().as_deref(),
         Some("01T")
     );
+}
+
+/// Store format 5 indexes only firing alerts: a resolve takes the alert out of that index, a
+/// re-fire puts it back, and no step writes an index of resolved alerts.
+#[tokio::test]
+async fn only_firing_alerts_are_indexed_by_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let listed = |store: &Store, status| {
+        let filter = AlertFilter {
+            status: Some(status),
+            ..Default::default()
+        };
+        all_listed(store, &filter, 10)
+    };
+    let mut stored = None;
+    for v in 0..5 {
+        // Even versions are open: created firing, then resolved, re-fired, resolved, re-fired.
+        stored = Some(flap(&store, stored, v, 1, "01X").await);
+        let firing = v % 2 == 0;
+        let tree = store.visible().unwrap();
+        assert_eq!(
+            tree.contains_key(b"xs:firing:01X").unwrap(),
+            firing,
+            "step {v}"
+        );
+        assert_eq!(tree.scan_prefix(b"xs:").count(), usize::from(firing));
+        let (want_firing, want_resolved): (&[&str], &[&str]) = if firing {
+            (&["01X"], &[])
+        } else {
+            (&[], &["01X"])
+        };
+        assert_eq!(listed(&store, AlertStatus::Firing), want_firing);
+        assert_eq!(listed(&store, AlertStatus::Resolved), want_resolved);
+    }
+}
+
+/// A page whose filter matches little of what it walks stops at `LIST_BUDGET` (300 in tests:
+/// 30 records read, or 300 firing alerts passed by their keys) and says where to go on.
+#[tokio::test]
+async fn a_listing_that_finds_little_returns_short_pages_that_lead_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    // Two resolved alerts, the oldest, under 330 firing ones; source "a" has all of them.
+    let id = |i: usize| format!("01L{i:04}");
+    for i in 0..332 {
+        let s = snap(&format!("inc-{i}"), i >= 2, 1);
+        apply(
+            &store,
+            if i % 2 == 0 { "a" } else { "b" },
+            Input::Webhook(s),
+            &id(i),
+        )
+        .await;
+    }
+    // Resolved: 300 firing alerts passed by key, then the budget is spent.
+    let resolved = AlertFilter {
+        status: Some(AlertStatus::Resolved),
+        ..Default::default()
+    };
+    let (page, next) = store.list_alerts(&resolved, 10, None).unwrap();
+    assert!(page.is_empty());
+    assert_eq!(next, Some(id(32)));
+    let (page, next) = store.list_alerts(&resolved, 10, Some(&id(32))).unwrap();
+    let ids: Vec<_> = page.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, [id(1), id(0)]);
+    assert_eq!(next, None);
+    // Source "a", resolved: its records are read, 30 of them per page.
+    let a_resolved = AlertFilter {
+        source_id: Some("a".into()),
+        status: Some(AlertStatus::Resolved),
+        ..Default::default()
+    };
+    let (page, next) = store.list_alerts(&a_resolved, 10, None).unwrap();
+    assert!(page.is_empty());
+    assert_eq!(next, Some(id(330 - 2 * 29)));
+    assert_eq!(all_listed(&store, &a_resolved, 10), [id(0)]);
+    // A page that fills before the budget is spent ends at its last alert, as before.
+    let firing = AlertFilter {
+        status: Some(AlertStatus::Firing),
+        ..Default::default()
+    };
+    let (page, next) = store.list_alerts(&firing, 5, None).unwrap();
+    assert_eq!(page.len(), 5);
+    assert_eq!(next, Some(id(327)));
 }
 
 /// Every id a listing returns, paging through it `page` at a time.
