@@ -750,6 +750,13 @@ fn alert_id_in(
         .map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
+/// An alert a listing walks past: to be read and checked against the filter, or known by its
+/// key alone not to match.
+enum Candidate {
+    Read(String),
+    Pass(String),
+}
+
 /// The alert ids of the keys under `prefix` (each key is the prefix and an alert id), newest
 /// first, below `cursor`.
 fn ids_below(
@@ -1136,53 +1143,51 @@ impl Store {
     ) -> Result<(Vec<Alert>, Option<String>), StoreError> {
         self.read(|tree| {
             // Candidate alert ids, newest first and below the cursor, from the most selective
-            // index; the remaining filters are checked on each record. A candidate marked
-            // `true` is known not to match by its key alone.
-            let ids: Box<dyn Iterator<Item = Result<(String, bool), StoreError>>> =
-                if let Some(inc) = &filter.incident_id {
-                    // An incident has one alert per source: its `n:` keys, sorted here.
-                    let mut ids = tree
-                        .scan_prefix(key(&[b"n:", inc.as_bytes(), b"\0"]))
-                        .values()
-                        .map(|v| Ok(String::from_utf8_lossy(&v?).into_owned()))
-                        .collect::<Result<Vec<String>, StoreError>>()?;
-                    ids.retain(|id| cursor.is_none_or(|c| id.as_str() < c));
-                    ids.sort_unstable_by(|a, b| b.cmp(a));
-                    Box::new(ids.into_iter().map(|id| Ok((id, false))))
-                } else if let Some(src) = &filter.source_id {
-                    let prefix = key(&[b"xr:", src.as_bytes(), b"\0"]);
-                    Box::new(ids_below(tree, &prefix, cursor).map(|id| Ok((id?, false))))
-                } else if filter.status == Some(AlertStatus::Firing) {
-                    Box::new(ids_below(tree, FIRING_INDEX, cursor).map(|id| Ok((id?, false))))
-                } else if filter.status == Some(AlertStatus::Resolved) {
-                    // Resolved alerts have no index (store format 5): they are the alerts not
-                    // in the firing index. Both are walked newest first, side by side, so a
-                    // firing alert is passed over without reading its record.
-                    let mut firing = ids_below(tree, FIRING_INDEX, cursor).peekable();
-                    Box::new(ids_below(tree, b"a:", cursor).map(move |id| {
-                        let id = id?;
-                        loop {
-                            match firing.peek() {
-                                Some(Ok(f)) if *f > id => {
-                                    firing.next();
+            // index; the remaining filters are checked on each record.
+            let ids: Box<dyn Iterator<Item = Result<Candidate, StoreError>>> = if let Some(inc) =
+                &filter.incident_id
+            {
+                // An incident has one alert per source: its `n:` keys, sorted here.
+                let mut ids = tree
+                    .scan_prefix(key(&[b"n:", inc.as_bytes(), b"\0"]))
+                    .values()
+                    .map(|v| Ok(String::from_utf8_lossy(&v?).into_owned()))
+                    .collect::<Result<Vec<String>, StoreError>>()?;
+                ids.retain(|id| cursor.is_none_or(|c| id.as_str() < c));
+                ids.sort_unstable_by(|a, b| b.cmp(a));
+                Box::new(ids.into_iter().map(|id| Ok(Candidate::Read(id))))
+            } else if let Some(src) = &filter.source_id {
+                let prefix = key(&[b"xr:", src.as_bytes(), b"\0"]);
+                Box::new(ids_below(tree, &prefix, cursor).map(|id| id.map(Candidate::Read)))
+            } else if filter.status == Some(AlertStatus::Firing) {
+                Box::new(ids_below(tree, FIRING_INDEX, cursor).map(|id| id.map(Candidate::Read)))
+            } else if filter.status == Some(AlertStatus::Resolved) {
+                // Resolved alerts have no index (store format 5): they are the alerts not
+                // in the firing index. Both are walked newest first, side by side, so a
+                // firing alert is passed over without decoding its record (sled still
+                // loads the leaf that holds it).
+                let mut firing = ids_below(tree, FIRING_INDEX, cursor).peekable();
+                Box::new(ids_below(tree, b"a:", cursor).map(move |id| {
+                    let id = id?;
+                    loop {
+                        match firing.peek() {
+                            Some(Ok(f)) if *f > id => {
+                                firing.next();
+                            }
+                            Some(Ok(f)) if *f == id => return Ok(Candidate::Pass(id)),
+                            Some(Ok(_)) | None => return Ok(Candidate::Read(id)),
+                            Some(Err(_)) => {
+                                return match firing.next() {
+                                    Some(Err(e)) => Err(e),
+                                    _ => Ok(Candidate::Read(id)),
                                 }
-                                Some(Ok(f)) => {
-                                    let is_firing = *f == id;
-                                    return Ok((id, is_firing));
-                                }
-                                Some(Err(_)) => {
-                                    return match firing.next() {
-                                        Some(Err(e)) => Err(e),
-                                        _ => Ok((id, false)),
-                                    }
-                                }
-                                None => return Ok((id, false)),
                             }
                         }
-                    }))
-                } else {
-                    Box::new(ids_below(tree, b"a:", cursor).map(|id| Ok((id?, false))))
-                };
+                    }
+                }))
+            } else {
+                Box::new(ids_below(tree, b"a:", cursor).map(|id| id.map(Candidate::Read)))
+            };
             let mut out = Vec::with_capacity(limit.min(512));
             let mut spent = 0;
             let mut examined: Option<String> = None;
@@ -1191,12 +1196,14 @@ impl Store {
                     // A short page; the next one goes on below the last alert examined.
                     return Ok((out, examined));
                 }
-                let (id, passed) = candidate?;
-                if passed {
-                    spent += 1;
-                    examined = Some(id);
-                    continue;
-                }
+                let id = match candidate? {
+                    Candidate::Pass(id) => {
+                        spent += 1;
+                        examined = Some(id);
+                        continue;
+                    }
+                    Candidate::Read(id) => id,
+                };
                 spent += LIST_READ_COST;
                 let alert = alert_only(tree, &id)?;
                 examined = Some(id);

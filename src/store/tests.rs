@@ -1105,10 +1105,12 @@ async fn an_upgrade_cut_short_is_finished_by_the_next_open() {
 #[tokio::test]
 async fn an_upgrade_also_moves_the_keys_an_older_binarys_wal_replays() {
     let dir = format_2_store().await;
-    // A WAL file left by the older binary: a second incident, created with its own key layout.
+    // A WAL file left by the older binary: a second incident, created resolved, with its own
+    // key layout (an index of resolved alerts included).
     let ops: Vec<wal::Op> = vec![
         (b"i:s\0late".to_vec(), Some(b"01Q".to_vec())),
         (b"xn:late\x0001Q".to_vec(), Some(Vec::new())),
+        (b"xs:resolved:01Q".to_vec(), Some(Vec::new())),
     ];
     let mut bytes = Vec::new();
     wal::encode_record(&ops, &mut bytes);
@@ -1124,6 +1126,40 @@ async fn an_upgrade_also_moves_the_keys_an_older_binarys_wal_replays() {
     );
     assert_eq!(store.visible().unwrap().scan_prefix(b"i:").count(), 0);
     assert_eq!(store.visible().unwrap().scan_prefix(b"xn:").count(), 0);
+    assert_eq!(
+        store
+            .visible()
+            .unwrap()
+            .scan_prefix(b"xs:resolved:")
+            .count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_upgrade_from_4_cut_short_is_finished_by_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    apply(&store, "s", Input::Webhook(snap("inc", false, 1)), "01U").await;
+    store.close();
+    drop(store);
+    // What the first batch of an upgrade from 4 leaves: marked, the resolved index still there.
+    {
+        let db = open_sled(dir.path(), &StoreOptions::default()).unwrap();
+        db.insert(FORMAT_KEY, &[STORE_FORMAT]).unwrap();
+        db.insert(UPGRADING_KEY, &[4]).unwrap();
+        db.insert(b"xs:resolved:01U", &[][..]).unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let tree = store.visible().unwrap();
+    assert_eq!(tree.scan_prefix(b"xs:resolved:").count(), 0);
+    assert!(tree.get(UPGRADING_KEY).unwrap().is_none());
+    let resolved = AlertFilter {
+        status: Some(AlertStatus::Resolved),
+        ..Default::default()
+    };
+    assert_eq!(all_listed(&store, &resolved, 10), ["01U"]);
 }
 
 #[test]
