@@ -451,8 +451,8 @@ fn alerts_list_follows_cursors_up_to_a_cap() {
     let queries: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = Arc::clone(&queries);
     // With status=firing: a page, an empty page that leads on (the daemon's walk for it ran
-    // out), a last page. With status=resolved: a cursor that never moves. Without: pages
-    // forever.
+    // out), a last page. With status=resolved: a cursor that never moves. With status=walk:
+    // empty pages that lead on forever. Without: pages forever.
     let routes = warp::path!("api" / "v1" / "alerts")
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .map(move |query: String| {
@@ -466,7 +466,9 @@ fn alerts_list_follows_cursors_up_to_a_cap() {
                 .unwrap_or(0);
             let finite = query.contains("status=firing");
             let stuck = query.contains("status=resolved");
+            let walk = query.contains("status=walk");
             let size = match (finite, stuck) {
+                _ if walk => 0,
                 (true, _) if page == 1 => 0,
                 (true, _) | (_, true) => 2,
                 _ => 200,
@@ -530,5 +532,15 @@ fn alerts_list_follows_cursors_up_to_a_cap() {
         queries.lock().expect("lock").len(),
         3 + 5 + 2,
         "a cursor that does not move is followed once, not forever"
+    );
+
+    let mut args = vec!["alerts", "list", "--status", "walk"];
+    args.extend(auth);
+    let out = cli(tmp.path(), &args).ok();
+    assert!(out.contains("cursor=p50"), "{out}");
+    assert_eq!(
+        queries.lock().expect("lock").len(),
+        3 + 5 + 2 + 50,
+        "empty pages that lead on are followed up to a cap"
     );
 }

@@ -38,6 +38,9 @@ const PAGE_SIZE: usize = 200;
 /// `alerts list` stops following `next_cursor` after this many alerts; a terminal table
 /// longer than this is not read, and the daemon should not be walked end to end by accident.
 const MAX_LISTED_ALERTS: usize = 1000;
+/// ... or after this many pages. A daemon's page may be short, even empty, when the walk behind
+/// it ran out (docs/api.md); 50 such pages pass at least a million firing alerts.
+const MAX_PAGES: usize = 50;
 
 /// Why a subcommand failed; `Display` is the line printed after `pandabridge: `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -268,8 +271,8 @@ pub fn resolve_body(comment: Option<&str>, user: Option<&str>) -> Value {
     Value::Object(body)
 }
 
-/// Follows `next_cursor` until the last page or [`MAX_LISTED_ALERTS`]; returns the alerts and
-/// the cursor it stopped at, if any.
+/// Follows `next_cursor` until the last page, [`MAX_LISTED_ALERTS`] or [`MAX_PAGES`]; returns
+/// the alerts and the cursor it stopped at, if any.
 async fn list_alerts(
     client: &AdminClient,
     status: Option<&str>,
@@ -277,7 +280,9 @@ async fn list_alerts(
     let limit = PAGE_SIZE.to_string();
     let mut alerts = Vec::new();
     let mut cursor: Option<String> = None;
+    let mut pages = 0;
     loop {
+        pages += 1;
         let mut query = vec![("limit", limit.as_str())];
         if let Some(status) = status {
             query.push(("status", status));
@@ -302,7 +307,7 @@ async fn list_alerts(
         // only a cursor that does not move would loop forever.
         let stuck = next == cursor;
         cursor = next;
-        if cursor.is_none() || stuck || alerts.len() >= MAX_LISTED_ALERTS {
+        if cursor.is_none() || stuck || alerts.len() >= MAX_LISTED_ALERTS || pages >= MAX_PAGES {
             return Ok((alerts, cursor));
         }
     }
