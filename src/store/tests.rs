@@ -1060,6 +1060,8 @@ async fn a_format_2_store_moves_its_incident_keys_and_carries_on() {
     upgrade_from(2).await;
 }
 
+/// (`upgrade_from` also leaves keys of formats 1 and 2, which a format-4 store never has: the
+/// upgrade moves them all the same.)
 #[tokio::test]
 async fn a_format_4_store_loses_its_index_of_resolved_alerts_and_carries_on() {
     upgrade_from(4).await;
@@ -1504,7 +1506,7 @@ async fn only_firing_alerts_are_indexed_by_status() {
 async fn a_listing_that_finds_little_returns_short_pages_that_lead_on() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
-    // Two resolved alerts, the oldest, under 330 firing ones; source "a" has all of them.
+    // Two resolved alerts, the oldest, under 330 firing ones; source "a" has the even ones.
     let id = |i: usize| format!("01L{i:04}");
     for i in 0..332 {
         let s = snap(&format!("inc-{i}"), i >= 2, 1);
